@@ -1,0 +1,357 @@
+"""Ports: what the core needs from the outside world, each with its contract.
+
+Adapters (``conveyor.memory``, ``conveyor.store_sql``, ``conveyor.broker_amqp``, …) implement
+these Protocols; the contract test suites in ``tests/contract`` check exactly the sentences
+written here, against every adapter.
+
+The store is a set of transactional primitives rather than a repository of aggregates: the rules
+live in :mod:`conveyor.core.usecases`, and every primitive is one SQL statement (or one bulk
+statement) in the SQL adapter, so a completion costs O(changed rows) even in a job of 10^6 tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
+from conveyor.core.model import (
+    AttemptRecord,
+    ClaimedTask,
+    Cluster,
+    DispatchMessage,
+    ExecutionStats,
+    JobFacts,
+    JobQuery,
+    JobRecord,
+    JobState,
+    ProgressIndicator,
+    RegisteredIdentifier,
+    RunnerInfo,
+    TaskError,
+    TaskRecord,
+    TaskState,
+)
+
+T = TypeVar("T")
+
+
+class StoreTx(Protocol):
+    """One transaction of the state store.
+
+    Everything done through one ``StoreTx`` commits together or not at all. Writes a runner makes
+    about a task are *fenced*: they name the attempt they belong to and change nothing when the
+    task's current attempt or state differs (a zombie runner's late write is a no-op).
+    """
+
+    def now(self) -> dt.datetime:
+        """The store's clock (timezone-aware UTC). Leases are computed from it, never a runner's."""
+        ...
+
+    # -- clusters ------------------------------------------------------------------------------
+    def get_cluster(self, slug: str) -> Cluster | None:
+        """The cluster with this slug, or None."""
+        ...
+
+    def list_clusters(self) -> list[Cluster]:
+        """Every cluster, sorted by slug. ``default`` always exists."""
+        ...
+
+    def insert_cluster(self, cluster: Cluster) -> None:
+        """Create a cluster. Raises AlreadyExistsError if the slug is taken."""
+        ...
+
+    def delete_cluster(self, slug: str) -> bool:
+        """Delete a deletable cluster; False if it did not exist."""
+        ...
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def insert_job(self, job: JobRecord) -> None:
+        """Create a job. Raises AlreadyExistsError if its idempotency key is taken."""
+        ...
+
+    def get_job(self, job_id: JobId) -> JobRecord | None:
+        """The job, or None."""
+        ...
+
+    def find_job_by_key(self, idempotency_key: str) -> JobRecord | None:
+        """The job submitted with this idempotency key, or None."""
+        ...
+
+    def set_job_state(self, job_id: JobId, state: JobState) -> bool:
+        """Write the job's state only if it differs (the job row is hot); True if it changed."""
+        ...
+
+    def job_facts(self, job_id: JobId) -> JobFacts:
+        """Stored state plus whether any task is RUNNING / FAILED / done or retried, and whether
+        every root task's subtree is complete. Raises JobNotFoundError."""
+        ...
+
+    def query_jobs(self, query: JobQuery) -> list[JobRecord]:
+        """Jobs matching every filter, newest first, at most ``query.limit``; ``before_id``
+        continues after the last id of a previous page. ``name`` matches case-insensitively as
+        a substring."""
+        ...
+
+    def delete_job(self, job_id: JobId) -> bool:
+        """Delete a job with all its tasks, dependencies, attempts and progress."""
+        ...
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def insert_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        """Insert fully formed task rows and their dependency edges, in bulk."""
+        ...
+
+    def get_task(self, task_id: TaskId) -> TaskRecord | None:
+        """The task, or None."""
+        ...
+
+    def lock_task(self, task_id: TaskId) -> TaskRecord | None:
+        """The task, locked against concurrent writers until the transaction ends."""
+        ...
+
+    def save_task(self, task: TaskRecord) -> None:
+        """Write every mutable field of a task previously obtained from ``lock_task``."""
+        ...
+
+    def job_tasks(
+        self, job_id: JobId, *, after: TaskId | None = None, limit: int = 1000
+    ) -> list[TaskRecord]:
+        """A job's tasks ordered by id (creation order), keyset-paginated."""
+        ...
+
+    def claim(
+        self, task_id: TaskId, runner_id: str, lease_seconds: float
+    ) -> ClaimedTask | None:
+        """Claim one task for a runner, atomically.
+
+        Succeeds only if the task is dispatchable: QUEUED, ``deps_open == 0``, ``not_before``
+        passed, and its job is neither FAILED, CANCELED nor COMPLETED. Then sets RUNNING,
+        ``attempt += 1``, ``runner_id``, ``started_at = now`` and ``lease_expires = now + lease``,
+        records an attempt row (outcome ``running``) and returns the claimed task with its input.
+        Returns None otherwise (duplicate message, already claimed, held or canceled job).
+        """
+        ...
+
+    def claim_next(
+        self,
+        cluster: str,
+        identifiers: Sequence[RegisteredIdentifier],
+        runner_id: str,
+        lease_seconds: float,
+    ) -> ClaimedTask | None:
+        """Claim the oldest dispatchable task of ``cluster`` that one of ``identifiers`` can run
+        (same name and major, submitted minor ≤ ``max_minor``), as ``claim`` does; concurrent
+        callers never claim the same task. None if there is none."""
+        ...
+
+    def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
+        """Whether ``claim_next`` could find a task now or once a ``not_before`` passes."""
+        ...
+
+    def extend_lease(
+        self, task_id: TaskId, attempt: int, lease_seconds: float
+    ) -> dt.datetime | None:
+        """Fenced: push the lease to ``now + lease``; the new expiry, or None if the guard fails."""
+        ...
+
+    def set_display(self, task_id: TaskId, attempt: int, display: str) -> bool:
+        """Fenced: update a running task's display."""
+        ...
+
+    def decrement_open_children(self, task_id: TaskId) -> TaskRecord:
+        """Atomically ``open_children -= 1`` on a task and return the updated row."""
+        ...
+
+    def mark_complete(self, task_id: TaskId) -> bool:
+        """Set ``complete``; False (and no change) if it already was."""
+        ...
+
+    def release_dependents(
+        self, task_id: TaskId, publish_lease: float | None
+    ) -> list[TaskRecord]:
+        """Atomically ``deps_open -= 1`` on every task depending on ``task_id``. Returns those now
+        ready (QUEUED, ``deps_open == 0``); unless ``publish_lease`` is None they are marked
+        publish-pending with ``publish_after = now + publish_lease``."""
+        ...
+
+    def queued_descendants(self, task_id: TaskId) -> list[TaskId]:
+        """Ids of every QUEUED task in the subtree below ``task_id`` (not the task itself)."""
+        ...
+
+    def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
+        """Whether any of these (optional boundary) tasks has ``subtree_failed`` set."""
+        ...
+
+    def expired_leases(self, limit: int) -> list[TaskRecord]:
+        """RUNNING tasks whose lease expired before now, locked; rows another transaction
+        already locked are skipped (several sweepers never block each other)."""
+        ...
+
+    def requeue_failed_tasks(self, job_id: JobId) -> int:
+        """Job retry: every FAILED task of the job back to QUEUED with ``retry_count``,
+        ``crash_count`` and ``system_requeues`` reset and no error. Returns how many."""
+        ...
+
+    def republish_ready(self, job_id: JobId, lease_seconds: float) -> list[DispatchMessage]:
+        """Mark every ready QUEUED task of the job publish-pending with a publish lease and
+        return their messages (a resumed job's tasks whose messages were dropped meanwhile)."""
+        ...
+
+    def mark_published(self, task_ids: Sequence[TaskId]) -> None:
+        """Clear publish-pending and set ``published_at = now`` on these tasks."""
+        ...
+
+    def claim_unpublished(self, lease_seconds: float, limit: int) -> list[DispatchMessage]:
+        """Publish-pending tasks whose publish lease passed: take the lease (``publish_after =
+        now + lease``) and return their messages. Locked rows are skipped."""
+        ...
+
+    # -- attempts and progress ------------------------------------------------------------------
+    def end_attempt(
+        self, task_id: TaskId, attempt: int, outcome: str, error: TaskError | None
+    ) -> None:
+        """Close an attempt row with its outcome and ``ended_at = now``."""
+        ...
+
+    def task_attempts(self, task_id: TaskId) -> list[AttemptRecord]:
+        """A task's attempts, oldest first."""
+        ...
+
+    def write_progress(
+        self, task_id: TaskId, attempt: int, progress: Mapping[str | None, tuple[int, int]]
+    ) -> bool:
+        """Fenced on the attempt only (a just-finished attempt may still flush): store the
+        absolute (total, done) per label for this attempt. False if ``attempt`` is not the
+        task's current one."""
+        ...
+
+    def job_progress(self, job_id: JobId) -> list[ProgressIndicator]:
+        """Per label, the sum over the job's tasks of each task's latest attempt, sorted."""
+        ...
+
+    def task_counts(self, job_id: JobId) -> dict[TaskState, int]:
+        """Number of tasks per state (only states that occur)."""
+        ...
+
+    def job_stats(self, job_id: JobId) -> ExecutionStats:
+        """Execution statistics of a job (first start, last stop, compute time, parallelism)."""
+        ...
+
+    # -- runners -------------------------------------------------------------------------------
+    def upsert_runner(self, runner: RunnerInfo) -> None:
+        """Register a runner (or refresh its row), ``last_seen = now``."""
+        ...
+
+    def runner_heartbeat(
+        self, runner_id: str, current_task: TaskId | None, computed: int, failed: int
+    ) -> None:
+        """Refresh ``last_seen = now`` and the runner's live counters."""
+        ...
+
+    def set_runner_state(self, runner_id: str, state: str) -> None:
+        """Mark a runner ``online``, ``stopped`` or ``gone``."""
+        ...
+
+    def mark_silent_runners(self, silent_seconds: float) -> int:
+        """Mark ``gone`` every online runner not seen for ``silent_seconds``; how many."""
+        ...
+
+    def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
+        """Registered runners, most recently seen first."""
+        ...
+
+
+class Store(Protocol):
+    """The durable state store: runs functions as transactions."""
+
+    def run(self, fn: Callable[[StoreTx], T]) -> T:
+        """Run ``fn`` in one transaction: commit if it returns, roll back if it raises.
+
+        Transient failures (lost connection, deadlock, serialisation conflict) roll back and run
+        ``fn`` again with back-off, so ``fn`` must not have side effects outside the store.
+        Raises StoreUnavailableError when the store stays unreachable.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class Delivery(Protocol):
+    """One message handed to a runner. Settle it exactly once (ack or requeue)."""
+
+    @property
+    def task_id(self) -> TaskId | None:
+        """The task to claim, or None for a *poll* delivery: claim the next dispatchable one."""
+        ...
+
+    @property
+    def identifier(self) -> TaskIdentifier | None:
+        """The task's identifier as the publisher stated it (checked by the runner)."""
+        ...
+
+    def ack(self) -> None:
+        """Done with it (the task was recorded, or the claim failed). For a poll delivery:
+        work was found, poll again at once."""
+        ...
+
+    def requeue(self) -> None:
+        """Give it back to the broker at once for another runner. For a poll delivery:
+        nothing was found, back off."""
+        ...
+
+
+class Consumer(Protocol):
+    """A runner's subscription to the queues of its cluster and identifiers."""
+
+    def receive(self, timeout: float) -> Delivery | None:
+        """Wait up to ``timeout`` seconds for one delivery. At most one delivery is unsettled at a
+        time: messages arriving meanwhile go back to the broker for other runners."""
+        ...
+
+    def close(self) -> None:
+        """Stop consuming; an unsettled delivery goes back to the broker."""
+        ...
+
+
+class Broker(Protocol):
+    """The doorbell: tells runners a task became dispatchable. SQL stays the truth."""
+
+    #: False for a dispatcher that needs no messages (runners claim straight from the store).
+    requires_publish: bool
+
+    def publish(self, messages: Sequence[DispatchMessage]) -> None:
+        """Publish durably and wait for confirms; raises BrokerUnavailableError if any message
+        was not confirmed or not routable. Duplicates are harmless (the claim drops them)."""
+        ...
+
+    def consumer(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> Consumer:
+        """Consume the queues of ``cluster`` for every (name, major, minor ≤ max_minor)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class JobCache(Protocol):
+    """Byte values by string key, namespaced per job with ``group``; Tilebox's cache contract."""
+
+    def __contains__(self, key: str) -> bool: ...
+
+    def __setitem__(self, key: str, value: bytes) -> None: ...
+
+    def __getitem__(self, key: str) -> bytes:
+        """Raises KeyError when missing."""
+        ...
+
+    def __iter__(self) -> Iterator[str]:
+        """Keys at this level only (no subgroups)."""
+        ...
+
+    def group(self, key: str) -> JobCache:
+        """A nested namespace; ``"a/b"`` equals ``group("a")["b"]``."""
+        ...

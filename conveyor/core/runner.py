@@ -1,0 +1,412 @@
+"""The task runner loop, written against the ports only.
+
+One runner executes one task at a time. The task runs on a daemon worker thread while the
+runner's own thread keeps the lease extended, flushes live progress, enforces the timeout and
+watches for shutdown: user code that blocks never stops the heartbeats (a blocked I/O thread
+would get the broker connection dropped and the task run twice).
+
+Shutdown (SIGTERM/SIGINT, installed by ``run_forever``): stop taking tasks; let the running task
+finish within the grace period; otherwise hand it back (QUEUED, no retry counted) so another
+runner takes it at once. A second signal exits immediately and the lease covers the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import inspect
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import Any
+
+from conveyor.core.context import DEFAULT_MAX_INPUT_BYTES, ExecutionContext
+from conveyor.core.errors import InfrastructureError
+from conveyor.core.identifiers import TaskId
+from conveyor.core.ids import uuid7
+from conveyor.core.model import ClaimedTask, RunnerInfo, TaskError
+from conveyor.core.ports import Delivery, JobCache
+from conveyor.core.registry import Runner
+from conveyor.core.serialization import InputDecodeError, deserialize_task
+from conveyor.core.service import Orchestrator
+from conveyor.core.task import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    """Tunables of one task runner."""
+
+    #: Seconds a claim stays valid without extension; extended every third of it.
+    lease: float = 30.0
+    #: Seconds a running task may still finish after SIGTERM before it is handed back.
+    grace_period: float = 20.0
+    #: Timeout for tasks that set none themselves (None: no timeout).
+    default_timeout: float | None = None
+    #: Seconds between lease-expiry and outbox sweeps (every runner runs them).
+    sweep_interval: float = 5.0
+    #: Seconds between runner heartbeats in the registry.
+    heartbeat_interval: float = 5.0
+    #: Seconds between live progress/display writes of a running task.
+    progress_interval: float = 1.0
+    #: Longest wait for a delivery before housekeeping runs.
+    receive_timeout: float = 1.0
+    #: Cap on a subtask's serialised input.
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+
+
+class _Execution:
+    """One execution of user code on a daemon thread (threads cannot be killed: a timed-out
+    or abandoned execution is left to finish on its own and its result is discarded)."""
+
+    def __init__(self, task: Task, context: ExecutionContext) -> None:
+        self.task = task
+        self.context = context
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.traceback = ""
+        self.thread = threading.Thread(
+            target=self._run, name=f"conveyor-task-{context.current_task.id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            result: Any = self.task.execute(self.context)
+            if inspect.isawaitable(result):
+                asyncio.run(_await(result))
+        except BaseException as exc:  # user code: anything it raises fails the attempt
+            self.error = exc
+            self.traceback = traceback.format_exc()
+        finally:
+            self.done.set()
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def error_of(exc: BaseException, tb: str = "") -> TaskError:
+    """How a user exception is recorded."""
+    return TaskError(type(exc).__name__, str(exc), tb)
+
+
+class TaskRunner:
+    """Runs the tasks of one cluster that its registry can execute; see the module docstring."""
+
+    def __init__(
+        self,
+        service: Orchestrator,
+        cluster: str,
+        registry: Runner,
+        cache: JobCache,
+        settings: RunnerSettings | None = None,
+        runner_id: str | None = None,
+    ) -> None:
+        self.service = service
+        self.cluster = cluster
+        self.registry = registry
+        self.cache = cache
+        self.settings = settings or RunnerSettings()
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = runner_id or f"{self.host}-{self.pid}-{uuid7().hex[-8:]}"
+        self.computed = 0
+        self.failed = 0
+        self.abandoned = 0
+        self._identifiers = registry.registered()
+        self._stop = threading.Event()
+        self._signals = 0
+        self._current: TaskId | None = None
+        self._next_sweep = 0.0
+        self._next_heartbeat = 0.0
+        self._sweeps_paused_until = 0.0
+        self._registered = False
+
+    # -- public API ----------------------------------------------------------------------------
+    def run_all(self) -> None:
+        """Run tasks until the store holds no dispatchable task this runner could run.
+
+        Decided from the store, not from an empty queue. Returns with its consumer cancelled,
+        any held delivery given back and nothing of its own running.
+        """
+        self._stop.clear()
+        self._loop(until_idle=True)
+
+    def run_forever(self) -> None:
+        """Run tasks until stopped (``stop()``, SIGTERM or SIGINT; see the module docstring)."""
+        self._stop.clear()
+        previous = self._install_signal_handlers()
+        try:
+            self._register()
+            self._loop(until_idle=False)
+        finally:
+            self._restore_signal_handlers(previous)
+            self._unregister()
+
+    def stop(self) -> None:
+        """Ask the runner to stop: no new task is taken; the running one gets its grace period."""
+        self._stop.set()
+
+    def __enter__(self) -> TaskRunner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _loop(self, *, until_idle: bool) -> None:
+        consumer = self.service.broker.consumer(self.cluster, self._identifiers)
+        receive_timeout = 0.05 if until_idle else self.settings.receive_timeout
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._housekeeping(force_sweep=False)
+                    delivery = consumer.receive(receive_timeout)
+                    if delivery is None:
+                        if until_idle:
+                            self._housekeeping(force_sweep=True)
+                            if not self.service.has_dispatchable(self.cluster, self._identifiers):
+                                return
+                        continue
+                    self._handle(delivery)
+                except InfrastructureError as exc:
+                    if until_idle:
+                        raise
+                    log.warning("runner %s: %s; retrying in 1s", self.id, exc)
+                    self._sweeps_paused_until = time.monotonic() + self.settings.lease
+                    self._stop.wait(1.0)
+        finally:
+            consumer.close()
+
+    def _handle(self, delivery: Delivery) -> None:
+        if delivery.task_id is None:  # serverless dispatch: claim the next task from the store
+            claimed = self.service.claim_next(
+                self.cluster, self._identifiers, self.id, self.settings.lease
+            )
+            if claimed is None:
+                delivery.requeue()
+                return
+            delivery.ack()
+            self._run_claimed(claimed)
+            return
+        if delivery.identifier is not None and self.registry.resolve(delivery.identifier) is None:
+            log.warning(
+                "dropping a message for task %s: its identifier %s is not registered on runner "
+                "%s (mismatched routing or header)",
+                delivery.task_id,
+                delivery.identifier,
+                self.id,
+            )
+            delivery.ack()
+            return
+        try:
+            claimed = self.service.claim(delivery.task_id, self.id, self.settings.lease)
+        except BaseException:
+            delivery.requeue()
+            raise
+        if claimed is None:
+            log.debug("task %s is not dispatchable (duplicate, taken, held): dropped", delivery.task_id)
+            delivery.ack()
+            return
+        try:
+            self._run_claimed(claimed)
+        finally:
+            delivery.ack()  # after the result committed; the lease covers a crash before it
+
+    def _housekeeping(self, *, force_sweep: bool) -> None:
+        now = time.monotonic()
+        if self._registered and now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.settings.heartbeat_interval
+            self.service.runner_heartbeat(self.id, self._current, self.computed, self.failed)
+        interval = 0.2 if force_sweep else self.settings.sweep_interval
+        if now >= self._next_sweep and now >= self._sweeps_paused_until:
+            self._next_sweep = now + interval
+            self.service.expire_leases()
+            self.service.publish_outbox()
+
+    # -- one task ------------------------------------------------------------------------------
+    def _run_claimed(self, claimed: ClaimedTask) -> None:
+        self._current = claimed.id
+        try:
+            self._execute(claimed)
+        finally:
+            self._current = None
+
+    def _execute(self, claimed: ClaimedTask) -> None:
+        cls = self.registry.resolve(claimed.identifier)
+        if cls is None:
+            log.warning("runner %s cannot run %s: handing task %s back", self.id, claimed.identifier, claimed.id)
+            self.service.give_back(
+                claimed, f"runner {self.id} has no task class for {claimed.identifier}"
+            )
+            return
+        try:
+            task = deserialize_task(cls, claimed.input)
+        except InputDecodeError as exc:
+            self.failed += 1
+            self.service.fail(claimed, TaskError("InputDecodeError", str(exc)), user_error=True)
+            return
+        context = ExecutionContext(
+            claimed,
+            cache=self.cache.group(str(claimed.job_id)),
+            fallback_cluster=self.cluster,
+            max_input_bytes=self.settings.max_input_bytes,
+        )
+        execution = _Execution(task, context)
+        log.debug("runner %s starts %s (task %s, attempt %d)", self.id, claimed.identifier, claimed.id, claimed.attempt)
+        execution.start()
+        if not self._supervise(claimed, execution):
+            return
+        display = context.current_task.display
+        progress = context._progress_snapshot()
+        if execution.error is not None:
+            self.failed += 1
+            log.info("task %s (%s) failed: %r", claimed.id, claimed.identifier, execution.error)
+            recorded = self.service.fail(
+                claimed,
+                error_of(execution.error, execution.traceback),
+                display=display,
+                progress=progress,
+            )
+        else:
+            self.computed += 1
+            recorded = self.service.complete(
+                claimed, context._subtask_specs(), display, progress
+            )
+        if not recorded:
+            log.warning(
+                "the result of task %s attempt %d was discarded: its lease passed to another "
+                "runner meanwhile",
+                claimed.id,
+                claimed.attempt,
+            )
+
+    def _supervise(self, claimed: ClaimedTask, execution: _Execution) -> bool:
+        """Wait for the execution while keeping its lease; False if the result must not be
+        recorded by the caller (timed out, handed back or the lease was lost)."""
+        settings = self.settings
+        timeout = claimed.timeout if claimed.timeout is not None else settings.default_timeout
+        started = time.monotonic()
+        next_extend = started + settings.lease / 3
+        next_flush = started + settings.progress_interval
+        shutdown_deadline: float | None = None
+        last_live: tuple[str, dict[str | None, tuple[int, int]]] = (claimed.display, {})
+        while True:
+            now = time.monotonic()
+            waits = [next_extend - now, next_flush - now, 1.0]
+            if timeout is not None:
+                waits.append(started + timeout - now)
+            if shutdown_deadline is not None:
+                waits.append(shutdown_deadline - now)
+            if execution.done.wait(max(min(waits), 0.0)):
+                return True
+            now = time.monotonic()
+            context = execution.context
+            if timeout is not None and now - started >= timeout:
+                self.failed += 1
+                self.abandoned += 1
+                log.warning("task %s timed out after %.1fs; abandoning its thread", claimed.id, timeout)
+                self.service.fail(
+                    claimed,
+                    TaskError("TaskTimeout", f"execution exceeded its {timeout:g}s timeout"),
+                    outcome="timeout",
+                    display=context.current_task.display,
+                    progress=context._progress_snapshot(),
+                )
+                return False
+            if self._stop.is_set():
+                if shutdown_deadline is None:
+                    shutdown_deadline = now + settings.grace_period
+                    log.info("waiting up to %.0fs for task %s to finish", settings.grace_period, claimed.id)
+                elif now >= shutdown_deadline:
+                    self.abandoned += 1
+                    log.warning("task %s did not finish within the grace period: handing it back", claimed.id)
+                    self.service.give_back(claimed, "runner shut down before the task finished")
+                    return False
+            try:
+                if now >= next_extend:
+                    next_extend = now + settings.lease / 3
+                    if not self.service.extend_lease(claimed, settings.lease):
+                        self.abandoned += 1
+                        log.warning(
+                            "lost the lease of task %s (attempt %d): another runner owns it now; "
+                            "this execution's result will be discarded",
+                            claimed.id,
+                            claimed.attempt,
+                        )
+                        return False
+                if now >= next_flush:
+                    next_flush = now + settings.progress_interval
+                    live = (context.current_task.display, context._progress_snapshot())
+                    if live != last_live:
+                        self.service.report_live(claimed, live[0], live[1])
+                        last_live = live
+                if self._registered and now >= self._next_heartbeat:
+                    self._next_heartbeat = now + settings.heartbeat_interval
+                    self.service.runner_heartbeat(self.id, claimed.id, self.computed, self.failed)
+            except InfrastructureError as exc:
+                log.warning("store unreachable while task %s runs: %s", claimed.id, exc)
+
+    # -- registry and signals ------------------------------------------------------------------
+    def _register(self) -> None:
+        now_info = RunnerInfo(
+            id=self.id,
+            cluster=self.cluster,
+            host=self.host,
+            pid=self.pid,
+            identifiers=tuple(self.registry.task_identifiers),
+            started_at=_utcnow(),
+            last_seen=_utcnow(),
+        )
+        try:
+            self.service.register_runner(now_info)
+            self._registered = True
+        except InfrastructureError as exc:
+            log.warning("could not register runner %s: %s", self.id, exc)
+
+    def _unregister(self) -> None:
+        if self._registered:
+            try:
+                self.service.set_runner_state(self.id, "stopped")
+            except InfrastructureError:
+                pass
+            self._registered = False
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting now; the task lease will expire elsewhere")
+            os._exit(128 + signum)
+        log.info("signal %d: finishing the current task, then stopping", signum)
+        self._stop.set()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

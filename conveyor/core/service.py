@@ -1,0 +1,317 @@
+"""The application service: use cases run as store transactions, messages published after commit.
+
+This is the one place where a committed state change turns into broker messages. Publishing
+happens after commit (never inside a transaction, so a slow broker never holds row locks); if the
+process dies or the broker refuses, the rows stay publish-pending and the outbox sweep
+(:meth:`Orchestrator.publish_outbox`, run by every runner and the monitor) sends them later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+
+from conveyor.core import usecases
+from conveyor.core.errors import (
+    ClusterNotFoundError,
+    ConveyorError,
+    JobNotFoundError,
+)
+from conveyor.core.identifiers import (
+    DEFAULT_CLUSTER,
+    SLUG_PATTERN,
+    JobId,
+    TaskId,
+    slugify,
+    validate_slug,
+)
+from conveyor.core.model import (
+    AttemptRecord,
+    ClaimedTask,
+    Cluster,
+    DispatchMessage,
+    Job,
+    JobQuery,
+    JobRecord,
+    JobState,
+    NewTask,
+    RegisteredIdentifier,
+    RunnerInfo,
+    TaskError,
+    TaskRecord,
+)
+from conveyor.core.ports import Broker, Store, StoreTx
+from conveyor.core.usecases import Outcome, Policy
+
+log = logging.getLogger(__name__)
+
+#: Messages published (and marked published) per batch in large fan-outs.
+PUBLISH_CHUNK = 5000
+
+
+class Orchestrator:
+    """Store + broker + policy: every operation the client, runners and monitor perform."""
+
+    def __init__(self, store: Store, broker: Broker, policy: Policy | None = None) -> None:
+        self.store = store
+        self.broker = broker
+        base = policy or Policy()
+        self.policy = Policy(
+            publish=broker.requires_publish,
+            crash_limit=base.crash_limit,
+            system_requeue_limit=base.system_requeue_limit,
+            publish_lease=base.publish_lease,
+            retry_backoff=base.retry_backoff,
+            retry_backoff_factor=base.retry_backoff_factor,
+            retry_backoff_max=base.retry_backoff_max,
+        )
+
+    def close(self) -> None:
+        self.broker.close()
+        self.store.close()
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _publish(self, messages: Sequence[DispatchMessage]) -> int:
+        """Publish after commit, then mark published; failures are left to the outbox sweep."""
+        if not messages or not self.policy.publish:
+            return 0
+        sent = 0
+        for start in range(0, len(messages), PUBLISH_CHUNK):
+            chunk = messages[start : start + PUBLISH_CHUNK]
+            try:
+                self.broker.publish(chunk)
+                ids = [m.task_id for m in chunk]
+                self.store.run(lambda tx, ids=ids: tx.mark_published(ids))  # type: ignore[misc]
+            except ConveyorError as exc:
+                log.warning(
+                    "publishing %d dispatch messages failed (%s); the outbox sweep will retry",
+                    len(messages) - sent,
+                    exc,
+                )
+                break
+            sent += len(chunk)
+        return sent
+
+    def _after(self, outcome: Outcome) -> Outcome:
+        self._publish(outcome.to_publish)
+        return outcome
+
+    def publish_outbox(self, limit: int = 1000) -> int:
+        """Publish what committed transactions left unpublished (their publish lease passed)."""
+        if not self.policy.publish:
+            return 0
+        messages = self.store.run(
+            lambda tx: tx.claim_unpublished(self.policy.publish_lease, limit)
+        )
+        return self._publish(messages)
+
+    def expire_leases(self, limit: int = 500) -> int:
+        """Requeue (or fail, past the crash limit) tasks whose lease expired; how many."""
+        outcome = self.store.run(lambda tx: usecases.expire_leases(tx, self.policy, limit))
+        self._after(outcome)
+        return len(outcome.to_publish)
+
+    # -- clusters ------------------------------------------------------------------------------
+    def create_cluster(self, name: str, slug: str | None = None) -> Cluster:
+        """Create a cluster; the slug is the name itself when that is a valid slug."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("A cluster name is required")
+        if slug is None:
+            slug = name if SLUG_PATTERN.match(name) else slugify(name)
+        cluster = Cluster(validate_slug(slug), name)
+        self.store.run(lambda tx: tx.insert_cluster(cluster))
+        return cluster
+
+    def find_cluster(self, slug: str | None) -> Cluster:
+        slug = slug or DEFAULT_CLUSTER
+        cluster = self.store.run(lambda tx: tx.get_cluster(slug))
+        if cluster is None:
+            raise ClusterNotFoundError(
+                f"Unknown cluster {slug!r}: create it first (`conveyor clusters create {slug}`)"
+            )
+        return cluster
+
+    def all_clusters(self) -> list[Cluster]:
+        return self.store.run(lambda tx: tx.list_clusters())
+
+    def delete_cluster(self, slug: str) -> None:
+        cluster = self.find_cluster(slug)
+        if not cluster.deletable:
+            raise ValueError(f"The {slug!r} cluster always exists and cannot be deleted")
+        self.store.run(lambda tx: tx.delete_cluster(slug))
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def submit_job(
+        self, name: str, roots: Sequence[NewTask], idempotency_key: str | None = None
+    ) -> JobRecord:
+        if not isinstance(name, str) or not name:
+            raise ValueError("A job name is required (a non-empty string)")
+        if not roots:
+            raise ValueError("At least one task must be submitted.")
+        job, outcome = self.store.run(
+            lambda tx: usecases.submit_job(tx, name, roots, self.policy, idempotency_key)
+        )
+        self._after(outcome)
+        return job
+
+    def retry_job(self, job_id: JobId) -> int:
+        count, outcome = self.store.run(lambda tx: usecases.retry_job(tx, job_id, self.policy))
+        self._after(outcome)
+        return count
+
+    def cancel_job(self, job_id: JobId) -> JobState:
+        return self.store.run(lambda tx: usecases.cancel_job(tx, job_id))
+
+    def delete_job(self, job_id: JobId) -> bool:
+        return self.store.run(lambda tx: tx.delete_job(job_id))
+
+    def job_record(self, job_id: JobId) -> JobRecord:
+        job = self.store.run(lambda tx: tx.get_job(job_id))
+        if job is None:
+            raise JobNotFoundError(f"No job with id {job_id}")
+        return job
+
+    def find_job(self, job_id: JobId) -> Job:
+        def read(tx: StoreTx) -> Job:
+            record = tx.get_job(job_id)
+            if record is None:
+                raise JobNotFoundError(f"No job with id {job_id}")
+            return Job(
+                id=record.id,
+                name=record.name,
+                state=record.state,
+                submitted_at=record.submitted_at,
+                cluster=record.cluster,
+                progress=tx.job_progress(job_id),
+                execution_stats=tx.job_stats(job_id),
+            )
+
+        return self.store.run(read)
+
+    def query_jobs(self, query: JobQuery) -> list[JobRecord]:
+        return self.store.run(lambda tx: tx.query_jobs(query))
+
+    def iter_tasks(self, job_id: JobId, page_size: int = 1000) -> Iterator[TaskRecord]:
+        """Every task of a job, paging through the store lazily."""
+        self.job_record(job_id)
+        after: TaskId | None = None
+        while True:
+            page = self.store.run(
+                lambda tx: tx.job_tasks(job_id, after=after, limit=page_size)  # noqa: B023
+            )
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].id
+
+    def get_task(self, task_id: TaskId) -> TaskRecord | None:
+        return self.store.run(lambda tx: tx.get_task(task_id))
+
+    def task_attempts(self, task_id: TaskId) -> list[AttemptRecord]:
+        return self.store.run(lambda tx: tx.task_attempts(task_id))
+
+    # -- runners -------------------------------------------------------------------------------
+    def claim(self, task_id: TaskId, runner_id: str, lease: float) -> ClaimedTask | None:
+        return self.store.run(lambda tx: usecases.claim(tx, task_id, runner_id, lease))
+
+    def claim_next(
+        self,
+        cluster: str,
+        identifiers: Sequence[RegisteredIdentifier],
+        runner_id: str,
+        lease: float,
+    ) -> ClaimedTask | None:
+        def run(tx: StoreTx) -> ClaimedTask | None:
+            claimed = tx.claim_next(cluster, identifiers, runner_id, lease)
+            if claimed is not None:
+                usecases.refresh_job_state(tx, claimed.job_id)
+            return claimed
+
+        return self.store.run(run)
+
+    def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
+        return self.store.run(lambda tx: tx.has_dispatchable(cluster, identifiers))
+
+    def complete(
+        self,
+        task: ClaimedTask,
+        subtasks: Sequence[NewTask],
+        display: str | None,
+        progress: Mapping[str | None, tuple[int, int]],
+    ) -> bool:
+        """Record success; False if the attempt was stale (result discarded)."""
+        outcome = self.store.run(
+            lambda tx: usecases.complete(
+                tx, task.id, task.attempt, subtasks, display, progress, self.policy
+            )
+        )
+        return self._after(outcome).recorded
+
+    def fail(
+        self,
+        task: ClaimedTask,
+        error: TaskError,
+        *,
+        user_error: bool = True,
+        outcome: str = "failed",
+        display: str | None = None,
+        progress: Mapping[str | None, tuple[int, int]] | None = None,
+    ) -> bool:
+        """Record a failed attempt; False if the attempt was stale."""
+        result = self.store.run(
+            lambda tx: usecases.fail_running(
+                tx,
+                task.id,
+                task.attempt,
+                error,
+                user_error=user_error,
+                outcome=outcome,
+                policy=self.policy,
+                display=display,
+                progress=progress,
+            )
+        )
+        return self._after(result).recorded
+
+    def give_back(self, task: ClaimedTask, reason: str) -> bool:
+        result = self.store.run(
+            lambda tx: usecases.give_back(tx, task.id, task.attempt, reason, self.policy)
+        )
+        return self._after(result).recorded
+
+    def extend_lease(self, task: ClaimedTask, lease: float) -> bool:
+        expires = self.store.run(lambda tx: tx.extend_lease(task.id, task.attempt, lease))
+        return expires is not None
+
+    def report_live(
+        self,
+        task: ClaimedTask,
+        display: str | None,
+        progress: Mapping[str | None, tuple[int, int]],
+    ) -> bool:
+        """Write live progress and display of a running task (fenced)."""
+
+        def run(tx: StoreTx) -> bool:
+            ok = tx.write_progress(task.id, task.attempt, progress) if progress else True
+            if display is not None:
+                ok = tx.set_display(task.id, task.attempt, display) and ok
+            return ok
+
+        return self.store.run(run)
+
+    def register_runner(self, info: RunnerInfo) -> None:
+        self.store.run(lambda tx: tx.upsert_runner(info))
+
+    def runner_heartbeat(
+        self, runner_id: str, current: TaskId | None, computed: int, failed: int
+    ) -> None:
+        self.store.run(lambda tx: tx.runner_heartbeat(runner_id, current, computed, failed))
+
+    def set_runner_state(self, runner_id: str, state: str) -> None:
+        self.store.run(lambda tx: tx.set_runner_state(runner_id, state))
+
+    def mark_silent_runners(self, silent_seconds: float) -> int:
+        return self.store.run(lambda tx: tx.mark_silent_runners(silent_seconds))
+
+    def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
+        return self.store.run(lambda tx: tx.list_runners(include_gone))

@@ -1,0 +1,464 @@
+"""The state rules of design §2, written once against the store port.
+
+Each public function here runs inside one store transaction (``Store.run``) and returns the
+dispatch messages that must be published after commit. Nothing here talks to a broker: the
+caller publishes, then marks the messages published; if it crashes in between, the outbox sweep
+publishes them later (a publish lease keeps the sweep off rows that are still being published).
+
+Every transition that ends a task for good goes through :func:`fail_terminally` or
+:func:`_propagate_complete`, so the optional/SKIPPED/job-state rules apply identically whatever
+the cause (user error, crash limit, timeout, a completion that cannot commit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from conveyor.core.errors import ClusterNotFoundError, JobNotFoundError
+from conveyor.core.identifiers import JobId, TaskId
+from conveyor.core.ids import uuid7
+from conveyor.core.model import (
+    DONE_STATES,
+    ClaimedTask,
+    DispatchMessage,
+    JobFacts,
+    JobRecord,
+    JobState,
+    NewTask,
+    TaskError,
+    TaskRecord,
+    TaskState,
+)
+from conveyor.core.ports import StoreTx
+
+#: Longest display kept (Tilebox's rule, applied after appending the error on failure).
+MAX_DISPLAY = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Tunables of the state rules, passed in by the composition root."""
+
+    #: Whether the broker needs a message per dispatchable task (False: runners poll the store).
+    publish: bool = True
+    #: Lease expiries after which a task fails instead of being requeued.
+    crash_limit: int = 10
+    #: Requeues for reasons outside user code after which a task fails (nothing loops forever).
+    system_requeue_limit: int = 10
+    #: Seconds a writer owns the publishing of what it committed before a sweep may take over.
+    publish_lease: float = 30.0
+    #: Retry back-off: first delay in seconds (0 disables back-off, Tilebox's behaviour).
+    retry_backoff: float = 0.0
+    #: Back-off multiplier per retry and its cap in seconds.
+    retry_backoff_factor: float = 2.0
+    retry_backoff_max: float = 600.0
+
+    def backoff(self, retry_count: int) -> float:
+        """Seconds to wait before retry number ``retry_count`` (1-based) may run."""
+        if self.retry_backoff <= 0:
+            return 0.0
+        delay = self.retry_backoff * self.retry_backoff_factor ** max(retry_count - 1, 0)
+        return float(min(delay, self.retry_backoff_max))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a use case changed that the caller must act on after commit."""
+
+    #: Messages to publish once the transaction committed.
+    to_publish: list[DispatchMessage] = field(default_factory=list)
+    #: Whether the runner's result was recorded (False: stale attempt, discarded).
+    recorded: bool = True
+
+
+def message_for(task: TaskRecord) -> DispatchMessage:
+    """The dispatch message announcing ``task``."""
+    return DispatchMessage(task.id, task.job_id, task.cluster, task.identifier)
+
+
+def derive_job_state(facts: JobFacts) -> JobState:
+    """Job state precedence: CANCELED > FAILED > COMPLETED > RUNNING > STARTED > SUBMITTED."""
+    if facts.state is JobState.CANCELED:
+        return JobState.CANCELED
+    if facts.any_failed:
+        return JobState.FAILED
+    if facts.all_roots_complete:
+        return JobState.COMPLETED
+    if facts.any_running:
+        return JobState.RUNNING
+    if facts.any_work_done:
+        return JobState.STARTED
+    return JobState.SUBMITTED
+
+
+def refresh_job_state(tx: StoreTx, job_id: JobId) -> JobState:
+    """Recompute the job's state from its facts; writes the job row only if it changed."""
+    state = derive_job_state(tx.job_facts(job_id))
+    tx.set_job_state(job_id, state)
+    return state
+
+
+def _require_clusters(tx: StoreTx, clusters: Iterable[str]) -> None:
+    for slug in sorted(set(clusters)):
+        if tx.get_cluster(slug) is None:
+            raise ClusterNotFoundError(
+                f"Unknown cluster {slug!r}: create it first (`conveyor clusters create {slug}`)"
+            )
+
+
+def _new_record(
+    job_id: JobId,
+    parent: TaskRecord | None,
+    spec: NewTask,
+    *,
+    skipped: bool,
+    now: dt.datetime,
+    policy: Policy,
+) -> TaskRecord:
+    path = parent.optional_path if parent is not None else ()
+    if spec.optional:
+        path = (*path, spec.id)
+    state = TaskState.SKIPPED if skipped else TaskState.QUEUED
+    deps_open = 0 if skipped else len(spec.depends_on)
+    pending = policy.publish and state is TaskState.QUEUED and deps_open == 0
+    return TaskRecord(
+        id=spec.id,
+        job_id=job_id,
+        parent_id=parent.id if parent is not None else None,
+        cluster=spec.cluster,
+        identifier=spec.identifier,
+        input=spec.input,
+        display=spec.display,
+        state=state,
+        depends_on=spec.depends_on,
+        max_retries=spec.max_retries,
+        optional=spec.optional,
+        optional_path=path,
+        timeout=spec.timeout,
+        deps_open=deps_open,
+        complete=skipped,
+        created_at=now,
+        stopped_at=now if skipped else None,
+        publish_pending=pending,
+        publish_after=now + dt.timedelta(seconds=policy.publish_lease) if pending else None,
+    )
+
+
+def submit_job(
+    tx: StoreTx,
+    name: str,
+    roots: Sequence[NewTask],
+    policy: Policy,
+    idempotency_key: str | None = None,
+) -> tuple[JobRecord, Outcome]:
+    """Create a job with its root tasks, all QUEUED and ready.
+
+    With an idempotency key that was used before, returns the existing job and changes nothing.
+
+    Raises:
+        ClusterNotFoundError: a root names a cluster that does not exist.
+    """
+    if idempotency_key is not None:
+        existing = tx.find_job_by_key(idempotency_key)
+        if existing is not None:
+            return existing, Outcome()
+    _require_clusters(tx, (root.cluster for root in roots))
+    now = tx.now()
+    job = JobRecord(
+        id=JobId(uuid7()),
+        name=name,
+        state=JobState.SUBMITTED,
+        submitted_at=now,
+        cluster=roots[0].cluster,
+        idempotency_key=idempotency_key,
+        root_count=len(roots),
+        updated_at=now,
+    )
+    tx.insert_job(job)
+    records = [_new_record(job.id, None, r, skipped=False, now=now, policy=policy) for r in roots]
+    tx.insert_tasks(records)
+    return job, Outcome([message_for(r) for r in records if r.publish_pending])
+
+
+def claim(
+    tx: StoreTx, task_id: TaskId, runner_id: str, lease_seconds: float
+) -> ClaimedTask | None:
+    """Claim one task named by a delivery; None if it is not dispatchable (drop the message)."""
+    claimed = tx.claim(task_id, runner_id, lease_seconds)
+    if claimed is not None:
+        refresh_job_state(tx, claimed.job_id)
+    return claimed
+
+
+def _locked_running(tx: StoreTx, task_id: TaskId, attempt: int) -> TaskRecord | None:
+    task = tx.lock_task(task_id)
+    if task is None or task.attempt != attempt or task.state is not TaskState.RUNNING:
+        return None
+    return task
+
+
+def complete(
+    tx: StoreTx,
+    task_id: TaskId,
+    attempt: int,
+    subtasks: Sequence[NewTask],
+    display: str | None,
+    progress: Mapping[str | None, tuple[int, int]],
+    policy: Policy,
+) -> Outcome:
+    """Record a successful execution: COMPUTED, its subtasks created in the same transaction.
+
+    Idempotent on ``(task_id, attempt)``: a retry of a commit whose reply was lost finds the task
+    COMPUTED at the same attempt and reports success. A stale attempt (the lease expired and
+    another runner took over) records nothing: ``Outcome.recorded`` is False.
+    """
+    task = _locked_running(tx, task_id, attempt)
+    if task is None:
+        current = tx.get_task(task_id)
+        done = (
+            current is not None
+            and current.attempt == attempt
+            and current.state is TaskState.COMPUTED
+        )
+        return Outcome(recorded=done)
+    if display is not None:
+        task.display = display[:MAX_DISPLAY]
+    tx.write_progress(task.id, attempt, progress)
+    try:
+        _require_clusters(tx, (s.cluster for s in subtasks))
+    except ClusterNotFoundError as exc:
+        error = TaskError("ClusterNotFoundError", str(exc))
+        return fail(tx, task, error, user_error=True, outcome="failed", policy=policy)
+    now = tx.now()
+    skipped = task.is_optional and tx.any_subtree_failed(task.optional_path)
+    records = [
+        _new_record(task.job_id, task, s, skipped=skipped, now=now, policy=policy)
+        for s in subtasks
+    ]
+    if records:
+        tx.insert_tasks(records)
+    task.state = TaskState.COMPUTED
+    task.stopped_at = now
+    task.lease_expires = None
+    task.error = None
+    task.open_children = sum(1 for r in records if not r.complete)
+    tx.save_task(task)
+    tx.end_attempt(task.id, attempt, "computed", None)
+    out = Outcome([message_for(r) for r in records if r.publish_pending])
+    if task.open_children == 0:
+        out.to_publish += _propagate_complete(tx, task, policy)
+    refresh_job_state(tx, task.job_id)
+    return out
+
+
+def _propagate_complete(tx: StoreTx, task: TaskRecord, policy: Policy) -> list[DispatchMessage]:
+    """``task`` and its subtree are done: release its dependents and walk up the parents."""
+    messages: list[DispatchMessage] = []
+    current = task
+    while tx.mark_complete(current.id):
+        released = tx.release_dependents(
+            current.id, policy.publish_lease if policy.publish else None
+        )
+        messages += [message_for(r) for r in released if r.publish_pending]
+        if current.parent_id is None:
+            break
+        parent = tx.decrement_open_children(current.parent_id)
+        if parent.open_children > 0 or parent.state not in DONE_STATES:
+            break
+        current = parent
+    return messages
+
+
+def fail(
+    tx: StoreTx,
+    task: TaskRecord,
+    error: TaskError,
+    *,
+    user_error: bool,
+    outcome: str,
+    policy: Policy,
+    progress: Mapping[str | None, tuple[int, int]] | None = None,
+) -> Outcome:
+    """An attempt of a locked RUNNING task failed: retry it if allowed, otherwise fail it for good.
+
+    ``user_error`` counts against ``max_retries``; otherwise (outside user code) the task is
+    requeued without counting a retry, up to ``policy.system_requeue_limit`` times.
+    """
+    if progress:
+        tx.write_progress(task.id, task.attempt, progress)
+    tx.end_attempt(task.id, task.attempt, outcome, error)
+    now = tx.now()
+    task.error = error
+    task.stopped_at = now
+    task.lease_expires = None
+    in_failed_boundary = task.is_optional and tx.any_subtree_failed(task.optional_path)
+    if user_error:
+        may_requeue = task.retry_count < task.max_retries
+        if may_requeue:
+            task.retry_count += 1
+    else:
+        task.system_requeues += 1
+        may_requeue = task.system_requeues <= policy.system_requeue_limit
+    if may_requeue and not in_failed_boundary:
+        delay = policy.backoff(task.retry_count) if user_error else 0.0
+        return _requeue(tx, task, now, delay, policy)
+    out = Outcome(fail_terminally(tx, task, error, policy))
+    refresh_job_state(tx, task.job_id)
+    return out
+
+
+def _requeue(
+    tx: StoreTx, task: TaskRecord, now: dt.datetime, delay: float, policy: Policy
+) -> Outcome:
+    task.state = TaskState.QUEUED
+    task.not_before = now + dt.timedelta(seconds=delay) if delay > 0 else None
+    task.publish_pending = policy.publish
+    task.publish_after = now + dt.timedelta(seconds=policy.publish_lease)
+    tx.save_task(task)
+    refresh_job_state(tx, task.job_id)
+    return Outcome([message_for(task)] if policy.publish else [])
+
+
+def fail_terminally(
+    tx: StoreTx, task: TaskRecord, error: TaskError, policy: Policy
+) -> list[DispatchMessage]:
+    """The one terminal-failure path: FAILED (job fails) or, in an optional subtree,
+    FAILED_OPTIONAL with every still-queued task under the nearest optional boundary SKIPPED."""
+    task.display = f"{task.display}\n{error.type}({error.message!r})"[:MAX_DISPLAY]
+    task.error = error
+    task.publish_pending = False
+    if not task.is_optional:
+        task.state = TaskState.FAILED
+        tx.save_task(task)
+        return []
+    task.state = TaskState.FAILED_OPTIONAL
+    boundary_id = task.optional_path[-1]
+    newly_failed_boundary = False
+    if boundary_id == task.id:
+        newly_failed_boundary = not task.subtree_failed
+        task.subtree_failed = True
+        tx.save_task(task)
+    else:
+        tx.save_task(task)
+        boundary = tx.lock_task(boundary_id)
+        if boundary is not None and not boundary.subtree_failed:
+            boundary.subtree_failed = True
+            tx.save_task(boundary)
+            newly_failed_boundary = True
+    messages = _propagate_complete(tx, task, policy)
+    if newly_failed_boundary:
+        for queued_id in tx.queued_descendants(boundary_id):
+            messages += _skip(tx, queued_id, policy)
+    return messages
+
+
+def _skip(tx: StoreTx, task_id: TaskId, policy: Policy) -> list[DispatchMessage]:
+    task = tx.lock_task(task_id)
+    if task is None or task.state is not TaskState.QUEUED:
+        return []
+    task.state = TaskState.SKIPPED
+    task.publish_pending = False
+    task.stopped_at = tx.now()
+    tx.save_task(task)
+    return _propagate_complete(tx, task, policy)
+
+
+def fail_running(
+    tx: StoreTx,
+    task_id: TaskId,
+    attempt: int,
+    error: TaskError,
+    *,
+    user_error: bool,
+    outcome: str,
+    policy: Policy,
+    display: str | None = None,
+    progress: Mapping[str | None, tuple[int, int]] | None = None,
+) -> Outcome:
+    """A runner reports a failed attempt (fenced: a stale attempt records nothing)."""
+    task = _locked_running(tx, task_id, attempt)
+    if task is None:
+        return Outcome(recorded=False)
+    if display is not None:
+        task.display = display[:MAX_DISPLAY]
+    return fail(
+        tx, task, error, user_error=user_error, outcome=outcome, policy=policy, progress=progress
+    )
+
+
+def give_back(tx: StoreTx, task_id: TaskId, attempt: int, reason: str, policy: Policy) -> Outcome:
+    """Hand a running task back (shutdown, unknown identifier): QUEUED, no retry counted."""
+    error = TaskError("GivenBack", reason)
+    return fail_running(
+        tx, task_id, attempt, error, user_error=False, outcome="given_back", policy=policy
+    )
+
+
+def expire_leases(tx: StoreTx, policy: Policy, limit: int = 500) -> Outcome:
+    """Requeue tasks whose lease expired (crashed, hung or cut-off runners), counting a crash;
+    past the crash limit they fail for good. Safe to run from many processes at once."""
+    out = Outcome()
+    jobs: set[JobId] = set()
+    for task in tx.expired_leases(limit):
+        error = TaskError(
+            "LeaseExpired",
+            f"the runner {task.runner_id} stopped extending its lease (crashed, hung or "
+            f"lost its connection); lease expiry {task.crash_count + 1}",
+        )
+        tx.end_attempt(task.id, task.attempt, "expired", error)
+        task.crash_count += 1
+        now = tx.now()
+        task.lease_expires = None
+        task.stopped_at = now
+        in_failed_boundary = task.is_optional and tx.any_subtree_failed(task.optional_path)
+        if task.crash_count > policy.crash_limit:
+            limit_error = TaskError(
+                "CrashLimitExceeded",
+                f"lease expired {task.crash_count} times (limit {policy.crash_limit})",
+            )
+            out.to_publish += fail_terminally(tx, task, limit_error, policy)
+        elif in_failed_boundary:
+            task.state = TaskState.QUEUED
+            tx.save_task(task)
+            out.to_publish += _skip(tx, task.id, policy)
+        else:
+            task.state = TaskState.QUEUED
+            task.publish_pending = policy.publish
+            task.publish_after = now + dt.timedelta(seconds=policy.publish_lease)
+            tx.save_task(task)
+            if policy.publish:
+                out.to_publish.append(message_for(task))
+        jobs.add(task.job_id)
+    for job_id in sorted(jobs):
+        refresh_job_state(tx, job_id)
+    return out
+
+
+def retry_job(tx: StoreTx, job_id: JobId, policy: Policy) -> tuple[int, Outcome]:
+    """Put a FAILED or CANCELED job's FAILED tasks back in the queue and resume it.
+
+    Returns the number of FAILED tasks requeued; on an active or COMPLETED job, 0 and no change.
+    """
+    job = tx.get_job(job_id)
+    if job is None:
+        raise JobNotFoundError(f"No job with id {job_id}")
+    if job.state not in (JobState.FAILED, JobState.CANCELED):
+        return 0, Outcome()
+    count = tx.requeue_failed_tasks(job_id)
+    tx.set_job_state(job_id, JobState.SUBMITTED)  # drop the CANCELED mark, then derive
+    refresh_job_state(tx, job_id)
+    messages = tx.republish_ready(job_id, policy.publish_lease) if policy.publish else []
+    return count, Outcome(messages)
+
+
+def cancel_job(tx: StoreTx, job_id: JobId) -> JobState:
+    """Stop dispatching a job's queued tasks; running ones finish. No-op on a COMPLETED job."""
+    job = tx.get_job(job_id)
+    if job is None:
+        raise JobNotFoundError(f"No job with id {job_id}")
+    if job.state is JobState.COMPLETED:
+        return job.state
+    tx.set_job_state(job_id, JobState.CANCELED)
+    return JobState.CANCELED
