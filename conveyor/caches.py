@@ -121,7 +121,13 @@ class LocalFileSystemCache:
     def __iter__(self) -> Iterator[str]:
         if not self.root.is_dir():
             return iter(())
-        return iter(sorted(p.name for p in self.root.iterdir() if p.is_file() and not p.name.startswith(".tmp-")))
+        return iter(
+            sorted(
+                p.name
+                for p in self.root.iterdir()
+                if p.is_file() and not p.name.startswith(".tmp-")
+            )
+        )
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         for key in self:

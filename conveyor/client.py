@@ -16,9 +16,10 @@ from conveyor.caches import NoCache
 from conveyor.core.context import DEFAULT_MAX_INPUT_BYTES, new_task_spec
 from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, validate_slug
 from conveyor.core.model import Cluster, Job, JobQuery, JobState, TaskRecord
-from conveyor.core.ports import JobCache
+from conveyor.core.ports import Broker, JobCache, Store
 from conveyor.core.registry import Runner
 from conveyor.core.runner import RunnerSettings, TaskRunner
+from conveyor.core.service import Orchestrator
 from conveyor.core.task import Task
 from conveyor.core.usecases import Policy
 
@@ -51,6 +52,7 @@ class Client:
             default from ``CONVEYOR_BROKER_URL``.
         max_input_bytes: cap on one task's serialised input (default 1 MiB).
         policy: state-rule tunables (crash limit, retry back-off, …).
+        store, broker: custom adapters implementing ``conveyor.core.ports`` (instead of URLs).
     """
 
     def __init__(
@@ -60,8 +62,15 @@ class Client:
         *,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         policy: Policy | None = None,
+        store: Store | None = None,
+        broker: Broker | None = None,
     ) -> None:
-        self.service = build_orchestrator(database_url, broker_url, policy)
+        if store is not None or broker is not None:
+            if store is None or broker is None:
+                raise ValueError("Pass both store= and broker= to use custom adapters")
+            self.service = Orchestrator(store, broker, policy)
+        else:
+            self.service = build_orchestrator(database_url, broker_url, policy)
         self.max_input_bytes = max_input_bytes
 
     def jobs(self) -> JobClient:

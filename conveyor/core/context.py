@@ -284,6 +284,4 @@ def _as_list(
         return [depends_on]
     if isinstance(depends_on, list | tuple):
         return list(depends_on)
-    raise TypeError(
-        f"Invalid dependency {depends_on!r}: expected a FutureTask or a list of them"
-    )
+    raise TypeError(f"Invalid dependency {depends_on!r}: expected a FutureTask or a list of them")

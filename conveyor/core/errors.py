@@ -5,14 +5,14 @@ one root. Adapters translate third-party exceptions (SQLAlchemy, kombu) into the
 chain the original with ``from``; nothing outside an adapter catches a driver's exception.
 
 * ConveyorError
-  * NotFoundError (also a LookupError)    - a job, task or cluster id that does not exist
+  * NotFoundError (a LookupError)         - a job, task or cluster that does not exist
     * JobNotFoundError, TaskNotFoundError, ClusterNotFoundError
   * AlreadyExistsError                    - a cluster slug or idempotency key already taken
   * InfrastructureError                   - raised by adapters; transient unless said otherwise
     * StoreUnavailableError              (database unreachable or connection lost)
     * BrokerUnavailableError             (message broker unreachable or a publish unconfirmed)
-    * SchemaOutdatedError                (database behind the code's schema: run `conveyor db upgrade`)
-  * NoCacheError (also a ValueError)      - a task used ``context.job_cache`` on a runner without cache
+    * SchemaOutdatedError                (schema behind the code: run `conveyor db upgrade`)
+  * NoCacheError (a ValueError)           - the job cache used on a runner started without one
 
 Validation errors keep Python's conventions so ported Tilebox code behaves the same: an invalid
 task class raises ``TypeError`` at class definition, bad arguments raise ``ValueError``.

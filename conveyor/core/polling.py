@@ -38,7 +38,7 @@ class PollingDispatcher:
 
 
 class PollDelivery:
-    """"Claim the next dispatchable task"; settling it tunes the consumer's back-off."""
+    """ "Claim the next dispatchable task"; settling it tunes the consumer's back-off."""
 
     task_id: TaskId | None = None
     identifier: TaskIdentifier | None = None
@@ -51,9 +51,7 @@ class PollDelivery:
 
     def requeue(self) -> None:
         consumer = self._consumer
-        consumer._interval = min(
-            max(consumer._interval * 2, consumer._min), consumer._max
-        )
+        consumer._interval = min(max(consumer._interval * 2, consumer._min), consumer._max)
 
 
 class PollingConsumer:

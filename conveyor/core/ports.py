@@ -121,9 +121,7 @@ class StoreTx(Protocol):
         """A job's tasks ordered by id (creation order), keyset-paginated."""
         ...
 
-    def claim(
-        self, task_id: TaskId, runner_id: str, lease_seconds: float
-    ) -> ClaimedTask | None:
+    def claim(self, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
         """Claim one task for a runner, atomically.
 
         Succeeds only if the task is dispatchable: QUEUED, ``deps_open == 0``, ``not_before``
@@ -168,9 +166,7 @@ class StoreTx(Protocol):
         """Set ``complete``; False (and no change) if it already was."""
         ...
 
-    def release_dependents(
-        self, task_id: TaskId, publish_lease: float | None
-    ) -> list[TaskRecord]:
+    def release_dependents(self, task_id: TaskId, publish_lease: float | None) -> list[TaskRecord]:
         """Atomically ``deps_open -= 1`` on every task depending on ``task_id``. Returns those now
         ready (QUEUED, ``deps_open == 0``); unless ``publish_lease`` is None they are marked
         publish-pending with ``publish_after = now + publish_lease``."""

@@ -13,6 +13,7 @@ runner takes it at once. A second signal exits immediately and the lease covers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import inspect
 import logging
@@ -81,7 +82,8 @@ class _Execution:
 
     def _run(self) -> None:
         try:
-            result: Any = self.task.execute(self.context)
+            execute: Any = self.task.execute
+            result = execute(self.context)
             if inspect.isawaitable(result):
                 asyncio.run(_await(result))
         except BaseException as exc:  # user code: anything it raises fails the attempt
@@ -220,7 +222,9 @@ class TaskRunner:
             delivery.requeue()
             raise
         if claimed is None:
-            log.debug("task %s is not dispatchable (duplicate, taken, held): dropped", delivery.task_id)
+            log.debug(
+                "task %s is not dispatchable (duplicate, taken, held): dropped", delivery.task_id
+            )
             delivery.ack()
             return
         try:
@@ -250,7 +254,12 @@ class TaskRunner:
     def _execute(self, claimed: ClaimedTask) -> None:
         cls = self.registry.resolve(claimed.identifier)
         if cls is None:
-            log.warning("runner %s cannot run %s: handing task %s back", self.id, claimed.identifier, claimed.id)
+            log.warning(
+                "runner %s cannot run %s: handing task %s back",
+                self.id,
+                claimed.identifier,
+                claimed.id,
+            )
             self.service.give_back(
                 claimed, f"runner {self.id} has no task class for {claimed.identifier}"
             )
@@ -268,7 +277,13 @@ class TaskRunner:
             max_input_bytes=self.settings.max_input_bytes,
         )
         execution = _Execution(task, context)
-        log.debug("runner %s starts %s (task %s, attempt %d)", self.id, claimed.identifier, claimed.id, claimed.attempt)
+        log.debug(
+            "runner %s starts %s (task %s, attempt %d)",
+            self.id,
+            claimed.identifier,
+            claimed.id,
+            claimed.attempt,
+        )
         execution.start()
         if not self._supervise(claimed, execution):
             return
@@ -285,9 +300,7 @@ class TaskRunner:
             )
         else:
             self.computed += 1
-            recorded = self.service.complete(
-                claimed, context._subtask_specs(), display, progress
-            )
+            recorded = self.service.complete(claimed, context._subtask_specs(), display, progress)
         if not recorded:
             log.warning(
                 "the result of task %s attempt %d was discarded: its lease passed to another "
@@ -320,7 +333,9 @@ class TaskRunner:
             if timeout is not None and now - started >= timeout:
                 self.failed += 1
                 self.abandoned += 1
-                log.warning("task %s timed out after %.1fs; abandoning its thread", claimed.id, timeout)
+                log.warning(
+                    "task %s timed out after %.1fs; abandoning its thread", claimed.id, timeout
+                )
                 self.service.fail(
                     claimed,
                     TaskError("TaskTimeout", f"execution exceeded its {timeout:g}s timeout"),
@@ -332,10 +347,17 @@ class TaskRunner:
             if self._stop.is_set():
                 if shutdown_deadline is None:
                     shutdown_deadline = now + settings.grace_period
-                    log.info("waiting up to %.0fs for task %s to finish", settings.grace_period, claimed.id)
+                    log.info(
+                        "waiting up to %.0fs for task %s to finish",
+                        settings.grace_period,
+                        claimed.id,
+                    )
                 elif now >= shutdown_deadline:
                     self.abandoned += 1
-                    log.warning("task %s did not finish within the grace period: handing it back", claimed.id)
+                    log.warning(
+                        "task %s did not finish within the grace period: handing it back",
+                        claimed.id,
+                    )
                     self.service.give_back(claimed, "runner shut down before the task finished")
                     return False
             try:
@@ -381,16 +403,14 @@ class TaskRunner:
 
     def _unregister(self) -> None:
         if self._registered:
-            try:
+            with contextlib.suppress(InfrastructureError):
                 self.service.set_runner_state(self.id, "stopped")
-            except InfrastructureError:
-                pass
             self._registered = False
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
             return {}
-        previous = {}
+        previous: dict[int, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, self._on_signal)
         return previous

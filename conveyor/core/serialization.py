@@ -86,9 +86,7 @@ def deserialize_task(cls: type[T], data: bytes) -> T:
                 )
             unknown = set(payload) - {f.name for f in fields}
             if unknown:
-                raise InputDecodeError(
-                    f"{cls.__name__} input has unknown fields {sorted(unknown)}"
-                )
+                raise InputDecodeError(f"{cls.__name__} input has unknown fields {sorted(unknown)}")
             kwargs = {
                 f.name: from_jsonable(payload[f.name], hints.get(f.name, Any))
                 for f in fields
@@ -152,7 +150,7 @@ def _args(hint: Any, n: int) -> tuple[Any, ...]:
     return (Any,) * n
 
 
-def from_jsonable(value: Any, hint: Any) -> Any:  # noqa: C901 - one dispatch table, read top down
+def from_jsonable(value: Any, hint: Any) -> Any:
     """Convert plain JSON back into the Python type ``hint`` declares."""
     if hint is Any or hint is object:
         return value

@@ -100,9 +100,7 @@ class Orchestrator:
         """Publish what committed transactions left unpublished (their publish lease passed)."""
         if not self.policy.publish:
             return 0
-        messages = self.store.run(
-            lambda tx: tx.claim_unpublished(self.policy.publish_lease, limit)
-        )
+        messages = self.store.run(lambda tx: tx.claim_unpublished(self.policy.publish_lease, limit))
         return self._publish(messages)
 
     def expire_leases(self, limit: int = 500) -> int:

@@ -28,7 +28,7 @@ class _Taskify(type):
         if not bases:  # the Task base itself
             return cls
         if "__dataclass_fields__" not in namespace:
-            cls = dataclasses.dataclass(cls)  # type: ignore[assignment]
+            cls = dataclasses.dataclass(cls)  # type: ignore[assignment,arg-type]
         ident = _identifier_of(cls)
         cls._conveyor_identifier = ident  # type: ignore[attr-defined]
         cls._conveyor_executable = _validate_execute(cls)  # type: ignore[attr-defined]

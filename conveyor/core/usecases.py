@@ -182,9 +182,7 @@ def submit_job(
     return job, Outcome([message_for(r) for r in records if r.publish_pending])
 
 
-def claim(
-    tx: StoreTx, task_id: TaskId, runner_id: str, lease_seconds: float
-) -> ClaimedTask | None:
+def claim(tx: StoreTx, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
     """Claim one task named by a delivery; None if it is not dispatchable (drop the message)."""
     claimed = tx.claim(task_id, runner_id, lease_seconds)
     if claimed is not None:
@@ -234,8 +232,7 @@ def complete(
     now = tx.now()
     skipped = task.is_optional and tx.any_subtree_failed(task.optional_path)
     records = [
-        _new_record(task.job_id, task, s, skipped=skipped, now=now, policy=policy)
-        for s in subtasks
+        _new_record(task.job_id, task, s, skipped=skipped, now=now, policy=policy) for s in subtasks
     ]
     if records:
         tx.insert_tasks(records)

@@ -64,7 +64,9 @@ class InMemoryBroker:
             self._closed = True
             self._cond.notify_all()
 
-    def _take(self, keys: Sequence[QueueKey], start: int) -> tuple[QueueKey, DispatchMessage] | None:
+    def _take(
+        self, keys: Sequence[QueueKey], start: int
+    ) -> tuple[QueueKey, DispatchMessage] | None:
         for offset in range(len(keys)):
             key = keys[(start + offset) % len(keys)]
             queue = self._queues.get(key)
@@ -134,9 +136,9 @@ class InMemoryConsumer:
             taken = None
             if not self._closed and self._keys:
                 self._broker._cond.wait_for(
-                    lambda: self._closed
-                    or self._broker._closed
-                    or self._broker._take_peek(self._keys),
+                    lambda: (
+                        self._closed or self._broker._closed or self._broker._take_peek(self._keys)
+                    ),
                     timeout=max(timeout, 0.0),
                 )
                 if not self._closed:

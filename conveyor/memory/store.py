@@ -182,9 +182,7 @@ class InMemoryTx:
             raise JobNotFoundError(f"No job with id {job_id}")
         if job.state is state:
             return False
-        self._set(
-            self._t.jobs, job_id, dataclasses.replace(job, state=state, updated_at=self._now)
-        )
+        self._set(self._t.jobs, job_id, dataclasses.replace(job, state=state, updated_at=self._now))
         return True
 
     def job_facts(self, job_id: JobId) -> JobFacts:
@@ -236,7 +234,7 @@ class InMemoryTx:
                 self._t.running,
                 self._t.attempts,
             ):
-                self._delete(mapping, task_id)  # type: ignore[arg-type]
+                self._delete(mapping, task_id)
             for key in [k for k in self._t.progress if k[0] == task_id]:
                 self._delete(self._t.progress, key)
         self._delete(self._t.job_tasks, job_id)
@@ -398,9 +396,7 @@ class InMemoryTx:
         self._store_task(dataclasses.replace(task, complete=True))
         return True
 
-    def release_dependents(
-        self, task_id: TaskId, publish_lease: float | None
-    ) -> list[TaskRecord]:
+    def release_dependents(self, task_id: TaskId, publish_lease: float | None) -> list[TaskRecord]:
         released = []
         for dep_id in self._t.dependents.get(task_id, []):
             dep = self._t.tasks[dep_id]
@@ -424,9 +420,7 @@ class InMemoryTx:
         return sorted(found)
 
     def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
-        return any(
-            self._t.tasks[i].subtree_failed for i in task_ids if i in self._t.tasks
-        )
+        return any(self._t.tasks[i].subtree_failed for i in task_ids if i in self._t.tasks)
 
     def expired_leases(self, limit: int) -> list[TaskRecord]:
         expired = []
@@ -546,9 +540,7 @@ class InMemoryTx:
         attempts = [a for t in tasks for a in self._t.attempts.get(t.id, [])]
         starts = [a.started_at for a in attempts]
         stops = [a.ended_at for a in attempts if a.ended_at is not None]
-        compute = sum(
-            ((a.ended_at or self._now) - a.started_at for a in attempts), dt.timedelta()
-        )
+        compute = sum(((a.ended_at or self._now) - a.started_at for a in attempts), dt.timedelta())
         first = min(starts) if starts else None
         last = max(stops) if stops else None
         end = self._now if any(a.ended_at is None for a in attempts) else last

@@ -22,9 +22,7 @@ WAIT = 5.0
 
 
 def message(name: str = "Leaf", version: str = "v1.0", cluster: str = "default") -> DispatchMessage:
-    return DispatchMessage(
-        TaskId(uuid7()), JobId(uuid7()), cluster, TaskIdentifier(name, version)
-    )
+    return DispatchMessage(TaskId(uuid7()), JobId(uuid7()), cluster, TaskIdentifier(name, version))
 
 
 def receive_all(consumer: object, expected: int, timeout: float = WAIT) -> list[DispatchMessage]:

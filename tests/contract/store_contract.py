@@ -135,7 +135,9 @@ class StoreContract:
         job = new_job(store, key="nightly-2026-11-28")
         assert store.run(lambda tx: tx.find_job_by_key("nightly-2026-11-28")).id == job.id
         now = store.run(lambda tx: tx.now())
-        dup = JobRecord(JobId(uuid7()), "x", JobState.SUBMITTED, now, idempotency_key="nightly-2026-11-28")
+        dup = JobRecord(
+            JobId(uuid7()), "x", JobState.SUBMITTED, now, idempotency_key="nightly-2026-11-28"
+        )
         with pytest.raises(AlreadyExistsError):
             store.run(lambda tx: tx.insert_job(dup))
 
@@ -209,7 +211,9 @@ class StoreContract:
         assert store.run(lambda tx: tx.get_task(a.id)).optional_path == a.optional_path
         tasks = store.run(lambda tx: tx.job_tasks(job.id))
         assert [t.id for t in tasks] == [root.id, a.id, b.id]
-        assert [t.id for t in store.run(lambda tx: tx.job_tasks(job.id, after=root.id, limit=1))] == [a.id]
+        assert [
+            t.id for t in store.run(lambda tx: tx.job_tasks(job.id, after=root.id, limit=1))
+        ] == [a.id]
 
     def test_save_task_writes_every_mutable_field(self, store: Store) -> None:
         root = spec()
@@ -246,7 +250,9 @@ class StoreContract:
         assert task.state is TaskState.RUNNING and task.runner_id == "runner-1"
         assert task.started_at is not None and task.publish_pending is False
         attempts = store.run(lambda tx: tx.task_attempts(root.id))
-        assert [(a.attempt, a.runner_id, a.outcome) for a in attempts] == [(1, "runner-1", "running")]
+        assert [(a.attempt, a.runner_id, a.outcome) for a in attempts] == [
+            (1, "runner-1", "running")
+        ]
 
     def test_claim_refuses_waiting_held_and_backed_off_tasks(self, store: Store) -> None:
         root = spec()
@@ -494,6 +500,8 @@ class StoreContract:
         assert store.run(lambda tx: tx.mark_silent_runners(3600)) == 0
         assert store.run(lambda tx: tx.mark_silent_runners(-1)) == 1
         assert store.run(lambda tx: tx.list_runners()) == []
-        assert [r.state for r in store.run(lambda tx: tx.list_runners(include_gone=True))] == ["gone"]
+        assert [r.state for r in store.run(lambda tx: tx.list_runners(include_gone=True))] == [
+            "gone"
+        ]
         store.run(lambda tx: tx.set_runner_state("r-1", "stopped"))
         assert store.run(lambda tx: tx.list_runners(include_gone=True))[0].state == "stopped"
