@@ -1,0 +1,1096 @@
+"""One transaction of the SQL store: the ``StoreTx`` primitives as SQLAlchemy Core statements.
+
+Every primitive is one statement (or one bulk statement) touching only the rows it changes, so a
+completion in a job of 10^6 tasks costs the same as in a job of ten. Conventions:
+
+* **Now.** ``now()`` is the database clock on PostgreSQL (``now()``: the transaction's start,
+  constant within it) and Python's UTC clock on SQLite (one machine, writers serialised). On
+  PostgreSQL, statements that need the time use ``now()`` in SQL until the value has been read
+  once, then bind the same value: both are equal inside a transaction.
+* **Constants as literals.** States and zero counters are rendered as SQL literals, not bound
+  parameters, so the partial indexes of :mod:`.schema` stay usable by prepared (generic) plans.
+* **Locks.** On PostgreSQL ``lock_task`` is ``SELECT … FOR UPDATE``; ``claim_next``,
+  ``expired_leases`` and ``claim_unpublished`` use ``FOR UPDATE SKIP LOCKED`` so concurrent
+  claimers and sweepers never wait for each other. ``job_facts`` first takes the job row
+  ``FOR NO KEY UPDATE`` (see its docstring). SQLite ignores these clauses: there, every
+  transaction starts with ``BEGIN IMMEDIATE`` and writers are serialised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    Row,
+    String,
+    Text,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import IntegrityError
+
+from conveyor.core.errors import AlreadyExistsError, JobNotFoundError, TaskNotFoundError
+from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
+from conveyor.core.model import (
+    DONE_STATES,
+    INACTIVE_JOB_STATES,
+    AttemptRecord,
+    ClaimedTask,
+    Cluster,
+    DispatchMessage,
+    ExecutionStats,
+    JobFacts,
+    JobQuery,
+    JobRecord,
+    JobState,
+    ProgressIndicator,
+    RegisteredIdentifier,
+    RunnerInfo,
+    TaskError,
+    TaskRecord,
+    TaskState,
+)
+from conveyor.store_sql.schema import (
+    UtcDateTime,
+    clusters,
+    jobs,
+    runners,
+    task_attempts,
+    task_dependencies,
+    task_progress,
+    tasks,
+)
+
+#: Rows per INSERT statement / ids per IN list in bulk operations (below every driver's limit on
+#: bound parameters).
+CHUNK = 2000
+
+#: Longest values accepted (characters); longer ones raise ValueError before anything is written.
+MAX_NAME = 256
+MAX_VERSION = 32
+MAX_SLUG = 63
+MAX_SHORT_TEXT = 1024
+MAX_DISPLAY = 1024 * 1024
+MAX_KEY = 1024
+#: Largest task input accepted by the adapter (the core applies its own, smaller default cap).
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def _lit(value: str) -> ColumnElement[str]:
+    """A string constant rendered inline (only ever used with enum values, never user data)."""
+    return literal_column(f"'{value}'", String)
+
+
+_QUEUED = _lit(TaskState.QUEUED.value)
+_RUNNING = _lit(TaskState.RUNNING.value)
+_FAILED = _lit(TaskState.FAILED.value)
+_ZERO = literal_column("0", Integer)
+_INACTIVE = [_lit(s.value) for s in sorted(INACTIVE_JOB_STATES)]
+_DONE = [_lit(s.value) for s in sorted(DONE_STATES)]
+
+
+def check_text(value: str, what: str, max_chars: int | None) -> str:
+    """Reject what the database cannot store faithfully: non-UTF-8, NUL characters, oversize.
+
+    Raises:
+        ValueError: with a message naming ``what``.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
+    if max_chars is not None and len(value) > max_chars:
+        raise ValueError(f"{what} is too long: {len(value):,} characters (at most {max_chars:,})")
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character, which cannot be stored")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} is not valid UTF-8 ({exc.reason} at position {exc.start})"
+        ) from None
+    return value
+
+
+def clean_text(value: str | None) -> str | None:
+    """Diagnostic text (error messages, tracebacks) made storable rather than rejected."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _ids_text(ids: Sequence[uuid.UUID]) -> str:
+    return ",".join(i.hex for i in ids)
+
+
+def _ids_parse(value: str | None) -> tuple[Any, ...]:
+    if not value:
+        return ()
+    return tuple(uuid.UUID(hex=part) for part in value.split(","))
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _error(type_: str | None, message: str | None, traceback: str | None) -> TaskError | None:
+    if type_ is None:
+        return None
+    return TaskError(type_, message or "", traceback or "")
+
+
+_TASK_COLUMNS = list(tasks.c)
+
+
+def _task_from(m: Mapping[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        id=m["id"],
+        job_id=m["job_id"],
+        parent_id=m["parent_id"],
+        cluster=m["cluster"],
+        identifier=TaskIdentifier(m["name"], m["version"]),
+        input=bytes(m["input"]),
+        display=m["display"],
+        state=TaskState(m["state"]),
+        depends_on=_ids_parse(m["depends_on"]),
+        max_retries=m["max_retries"],
+        optional=bool(m["optional"]),
+        optional_path=_ids_parse(m["optional_path"]),
+        timeout=m["timeout"],
+        retry_count=m["retry_count"],
+        crash_count=m["crash_count"],
+        system_requeues=m["system_requeues"],
+        attempt=m["attempt"],
+        deps_open=m["deps_open"],
+        open_children=m["open_children"],
+        complete=bool(m["complete"]),
+        subtree_failed=bool(m["subtree_failed"]),
+        runner_id=m["runner_id"],
+        lease_expires=m["lease_expires"],
+        not_before=m["not_before"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        stopped_at=m["stopped_at"],
+        error=_error(m["error_type"], m["error_message"], m["error_traceback"]),
+        publish_pending=bool(m["publish_pending"]),
+        publish_after=m["publish_after"],
+        published_at=m["published_at"],
+    )
+
+
+def _job_from(m: Mapping[str, Any]) -> JobRecord:
+    return JobRecord(
+        id=m["id"],
+        name=m["name"],
+        state=JobState(m["state"]),
+        submitted_at=m["submitted_at"],
+        cluster=m["cluster"],
+        idempotency_key=m["idempotency_key"],
+        root_count=m["root_count"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _runner_from(m: Mapping[str, Any]) -> RunnerInfo:
+    return RunnerInfo(
+        id=m["id"],
+        cluster=m["cluster"],
+        host=m["host"],
+        pid=m["pid"],
+        identifiers=tuple(TaskIdentifier(n, v) for n, v in json.loads(m["identifiers"])),
+        started_at=m["started_at"],
+        last_seen=m["last_seen"],
+        state=m["state"],
+        current_task=m["current_task"],
+        tasks_computed=m["tasks_computed"],
+        tasks_failed=m["tasks_failed"],
+    )
+
+
+def _mutable_values(task: TaskRecord) -> dict[str, Any]:
+    """Every column ``save_task`` writes (all but identity, input, edges and creation)."""
+    error = task.error
+    return {
+        "state": task.state.value,
+        "display": check_text(task.display, "The task display", MAX_DISPLAY),
+        "max_retries": task.max_retries,
+        "timeout": task.timeout,
+        "retry_count": task.retry_count,
+        "crash_count": task.crash_count,
+        "system_requeues": task.system_requeues,
+        "attempt": task.attempt,
+        "deps_open": task.deps_open,
+        "open_children": task.open_children,
+        "complete": task.complete,
+        "subtree_failed": task.subtree_failed,
+        "runner_id": task.runner_id,
+        "lease_expires": task.lease_expires,
+        "not_before": task.not_before,
+        "started_at": task.started_at,
+        "stopped_at": task.stopped_at,
+        "error_type": clean_text(error.type) if error else None,
+        "error_message": clean_text(error.message) if error else None,
+        "error_traceback": clean_text(error.traceback) if error else None,
+        "publish_pending": task.publish_pending,
+        "publish_after": task.publish_after,
+        "published_at": task.published_at,
+    }
+
+
+def _identifier_condition(
+    table: Any, identifiers: Sequence[RegisteredIdentifier]
+) -> ColumnElement[bool]:
+    """Tasks any of ``identifiers`` can run: same name and major, minor ≤ max_minor."""
+    if not identifiers:
+        return literal(False, Boolean)
+    return or_(
+        *(
+            and_(
+                table.c.name == ident.name,
+                table.c.major == ident.major,
+                table.c.minor <= ident.max_minor,
+            )
+            for ident in identifiers
+        )
+    )
+
+
+def _job_active(table: Any) -> ColumnElement[bool]:
+    """The task's job is still dispatching (neither FAILED, CANCELED nor COMPLETED)."""
+    return exists().where(jobs.c.id == table.c.job_id, jobs.c.state.not_in(_INACTIVE))
+
+
+class SqlTx:
+    """One transaction of :class:`~conveyor.store_sql.store.SqlStore` (implements ``StoreTx``)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+        self._now: dt.datetime | None = None
+        #: Current attempt of tasks this transaction locked or claimed (rows it alone may change).
+        self._attempts: dict[TaskId, int] = {}
+
+    # -- time ----------------------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        if self._now is None:
+            if self._pg:
+                value = self._conn.execute(select(func.now())).scalar_one()
+                self._now = value.astimezone(dt.UTC)
+            else:
+                self._now = dt.datetime.now(dt.UTC)
+        return self._now
+
+    def _now_sql(self) -> ColumnElement[dt.datetime]:
+        """The transaction's now as a SQL expression (server-side until read once on PG)."""
+        if self._now is None and self._pg:
+            return func.now()
+        return literal(self.now(), UtcDateTime)
+
+    def _later_sql(self, seconds: float) -> ColumnElement[dt.datetime]:
+        """``now + seconds`` as a SQL expression."""
+        if self._now is None and self._pg:
+            return func.now() + literal_column("interval '1 second'") * literal(
+                float(seconds), Float
+            )
+        return literal(self.now() + dt.timedelta(seconds=seconds), UtcDateTime)
+
+    def _prime_now(self, value: dt.datetime | None) -> None:
+        if self._now is None and value is not None:
+            self._now = value.astimezone(dt.UTC)
+
+    def _now_column(self) -> list[Any]:
+        """An extra result column carrying the server's now (PG, first statement only)."""
+        if self._pg and self._now is None:
+            return [func.now().label("tx_now")]
+        return []
+
+    def _insert(self, table: Any) -> Any:
+        if self._pg:
+            return pg_dialect.insert(table)
+        return sqlite_dialect.insert(table)
+
+    # -- clusters ------------------------------------------------------------------------------
+    def get_cluster(self, slug: str) -> Cluster | None:
+        row = self._conn.execute(select(clusters).where(clusters.c.slug == slug)).first()
+        if row is None:
+            return None
+        return Cluster(row.slug, row.display_name, bool(row.deletable))
+
+    def list_clusters(self) -> list[Cluster]:
+        rows = self._conn.execute(select(clusters).order_by(clusters.c.slug))
+        return [Cluster(r.slug, r.display_name, bool(r.deletable)) for r in rows]
+
+    def insert_cluster(self, cluster: Cluster) -> None:
+        check_text(cluster.slug, "The cluster slug", MAX_SLUG)
+        check_text(cluster.display_name, "The cluster name", MAX_SHORT_TEXT)
+        stmt = (
+            self._insert(clusters)
+            .values(
+                slug=cluster.slug,
+                display_name=cluster.display_name,
+                deletable=cluster.deletable,
+            )
+            .on_conflict_do_nothing()
+            .returning(clusters.c.slug)
+        )
+        if self._conn.execute(stmt).first() is None:
+            raise AlreadyExistsError(f"A cluster with slug {cluster.slug!r} already exists")
+
+    def delete_cluster(self, slug: str) -> bool:
+        result = self._conn.execute(
+            delete(clusters).where(clusters.c.slug == slug, clusters.c.deletable == true())
+        )
+        return bool(result.rowcount)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def insert_job(self, job: JobRecord) -> None:
+        check_text(job.name, "The job name", MAX_SHORT_TEXT)
+        check_text(job.cluster, "The cluster slug", MAX_SLUG)
+        if job.idempotency_key is not None:
+            check_text(job.idempotency_key, "The idempotency key", MAX_KEY)
+        stmt = (
+            self._insert(jobs)
+            .values(
+                id=job.id,
+                name=job.name,
+                state=job.state.value,
+                cluster=job.cluster,
+                idempotency_key=job.idempotency_key,
+                root_count=job.root_count,
+                submitted_at=job.submitted_at,
+                updated_at=job.updated_at,
+            )
+            .on_conflict_do_nothing()
+            .returning(jobs.c.id)
+        )
+        if self._conn.execute(stmt).first() is None:
+            if job.idempotency_key is not None:
+                raise AlreadyExistsError(
+                    f"A job with idempotency key {job.idempotency_key!r} already exists"
+                )
+            raise AlreadyExistsError(f"A job with id {job.id} already exists")
+
+    def get_job(self, job_id: JobId) -> JobRecord | None:
+        row = self._conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        return _job_from(row._mapping) if row is not None else None
+
+    def find_job_by_key(self, idempotency_key: str) -> JobRecord | None:
+        row = self._conn.execute(
+            select(jobs).where(jobs.c.idempotency_key == idempotency_key)
+        ).first()
+        return _job_from(row._mapping) if row is not None else None
+
+    def set_job_state(self, job_id: JobId, state: JobState) -> bool:
+        result = self._conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.state != state.value)
+            .values(state=state.value, updated_at=self._now_sql())
+        )
+        if result.rowcount:
+            return True
+        if self._conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+            raise JobNotFoundError(f"No job with id {job_id}")
+        return False
+
+    def job_facts(self, job_id: JobId) -> JobFacts:
+        """Facts in one SELECT of EXISTS probes, each served by an index.
+
+        On PostgreSQL the job row is first locked ``FOR NO KEY UPDATE`` (it does not block
+        inserts of the job's tasks). Without it, two transactions finishing the last two tasks
+        of a job concurrently would each see the other's task as unfinished (READ COMMITTED)
+        and neither would write COMPLETED. With it, the facts of the later transaction are read
+        after the earlier one committed. The lock is held for the rest of the transaction,
+        which in the use cases is the job-state write and the commit.
+        """
+        if self._pg:
+            locked = self._conn.execute(
+                select(jobs.c.id).where(jobs.c.id == job_id).with_for_update(key_share=True)
+            ).first()
+            if locked is None:
+                raise JobNotFoundError(f"No job with id {job_id}")
+
+        def probe(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+            return exists().where(tasks.c.job_id == job_id, *conditions)
+
+        stmt = select(
+            jobs.c.state,
+            probe(tasks.c.state == _RUNNING).label("any_running"),
+            probe(tasks.c.state == _FAILED).label("any_failed"),
+            or_(
+                probe(tasks.c.state.in_(_DONE)),
+                probe(
+                    tasks.c.state.in_([_RUNNING, _FAILED]),
+                    or_(tasks.c.attempt > _ZERO, tasks.c.retry_count > _ZERO),
+                ),
+                probe(tasks.c.state == _QUEUED, tasks.c.attempt > _ZERO),
+            ).label("any_work_done"),
+            ~probe(tasks.c.parent_id.is_(None), ~tasks.c.complete).label("all_roots_complete"),
+        ).where(jobs.c.id == job_id)
+        row = self._conn.execute(stmt).first()
+        if row is None:
+            raise JobNotFoundError(f"No job with id {job_id}")
+        return JobFacts(
+            state=JobState(row.state),
+            any_running=bool(row.any_running),
+            any_failed=bool(row.any_failed),
+            any_work_done=bool(row.any_work_done),
+            all_roots_complete=bool(row.all_roots_complete),
+        )
+
+    def query_jobs(self, query: JobQuery) -> list[JobRecord]:
+        stmt = select(jobs).order_by(jobs.c.id.desc()).limit(query.limit)
+        if query.before_id is not None:
+            stmt = stmt.where(jobs.c.id < query.before_id)
+        if query.states:
+            stmt = stmt.where(jobs.c.state.in_([s.value for s in query.states]))
+        if query.name:
+            stmt = stmt.where(
+                func.lower(jobs.c.name, type_=Text).contains(query.name.lower(), autoescape=True)
+            )
+        if query.cluster:
+            stmt = stmt.where(jobs.c.cluster == query.cluster)
+        if query.submitted_after is not None:
+            stmt = stmt.where(jobs.c.submitted_at >= query.submitted_after)
+        if query.submitted_before is not None:
+            stmt = stmt.where(jobs.c.submitted_at < query.submitted_before)
+        return [_job_from(r._mapping) for r in self._conn.execute(stmt)]
+
+    def delete_job(self, job_id: JobId) -> bool:
+        job_tasks = select(tasks.c.id).where(tasks.c.job_id == job_id).scalar_subquery()
+        for table in (task_progress, task_attempts, task_dependencies):
+            self._conn.execute(delete(table).where(table.c.task_id.in_(job_tasks)))
+        self._conn.execute(delete(tasks).where(tasks.c.job_id == job_id))
+        return bool(self._conn.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def insert_tasks(self, tasks_: Sequence[TaskRecord]) -> None:
+        """Bulk insert in chunks of multi-row INSERTs; edges go to ``task_dependencies``.
+
+        Raises:
+            JobNotFoundError: a task names a job that does not exist.
+            AlreadyExistsError: a task id is taken.
+            ValueError: a value cannot be stored (nothing is written).
+        """
+        if not tasks_:
+            return
+        rows: list[dict[str, Any]] = []
+        edges: list[dict[str, Any]] = []
+        job_ids: set[JobId] = set()
+        for task in tasks_:
+            rows.append(self._task_row(task))
+            job_ids.add(task.job_id)
+            if task.depends_on:
+                counts = Counter(task.depends_on)
+                edges.extend(
+                    {"task_id": task.id, "depends_on_id": dep, "n": n} for dep, n in counts.items()
+                )
+        found = set(
+            self._conn.execute(select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)))).scalars()
+        )
+        missing = job_ids - found
+        if missing:
+            raise JobNotFoundError(f"No job with id {sorted(missing)[0]}")
+        try:
+            for chunk in _chunks(rows, CHUNK // 2):
+                self._conn.execute(insert(tasks), list(chunk))
+            for chunk in _chunks(edges):
+                self._conn.execute(insert(task_dependencies), list(chunk))
+        except IntegrityError as exc:
+            raise AlreadyExistsError(f"A task id is already taken: {exc.orig}") from exc
+
+    @staticmethod
+    def _task_row(task: TaskRecord) -> dict[str, Any]:
+        ident = task.identifier
+        check_text(ident.name, "The task name", MAX_NAME)
+        check_text(task.cluster, "The cluster slug", MAX_SLUG)
+        if len(ident.version) > MAX_VERSION:
+            raise ValueError(f"The task version {ident.version!r} is too long")
+        if not isinstance(task.input, bytes | bytearray | memoryview):
+            raise ValueError(f"A task input must be bytes, got {type(task.input).__name__}")
+        if len(task.input) > MAX_INPUT_BYTES:
+            raise ValueError(
+                f"The task input is {len(task.input):,} bytes, over the store's limit of "
+                f"{MAX_INPUT_BYTES:,} bytes"
+            )
+        row = _mutable_values(task)
+        row.update(
+            id=task.id,
+            job_id=task.job_id,
+            parent_id=task.parent_id,
+            cluster=task.cluster,
+            name=ident.name,
+            version=ident.version,
+            major=ident.major,
+            minor=ident.minor,
+            input=bytes(task.input),
+            depends_on=_ids_text(task.depends_on),
+            optional=task.optional,
+            optional_path=_ids_text(task.optional_path),
+            created_at=task.created_at,
+        )
+        return row
+
+    def _select_task(self, task_id: TaskId, lock: bool) -> TaskRecord | None:
+        stmt = select(*_TASK_COLUMNS, *self._now_column()).where(tasks.c.id == task_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = self._conn.execute(stmt).first()
+        if row is None:
+            return None
+        mapping = row._mapping
+        if "tx_now" in mapping:
+            self._prime_now(mapping["tx_now"])
+        task = _task_from(mapping)
+        if lock:
+            self._attempts[task.id] = task.attempt
+        return task
+
+    def get_task(self, task_id: TaskId) -> TaskRecord | None:
+        return self._select_task(task_id, lock=False)
+
+    def lock_task(self, task_id: TaskId) -> TaskRecord | None:
+        return self._select_task(task_id, lock=True)
+
+    def save_task(self, task: TaskRecord) -> None:
+        result = self._conn.execute(
+            update(tasks).where(tasks.c.id == task.id).values(**_mutable_values(task))
+        )
+        if not result.rowcount:
+            raise TaskNotFoundError(f"No task with id {task.id}")
+        if task.id in self._attempts:
+            self._attempts[task.id] = task.attempt
+
+    def job_tasks(
+        self, job_id: JobId, *, after: TaskId | None = None, limit: int = 1000
+    ) -> list[TaskRecord]:
+        stmt = select(tasks).where(tasks.c.job_id == job_id).order_by(tasks.c.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(tasks.c.id > after)
+        return [_task_from(r._mapping) for r in self._conn.execute(stmt)]
+
+    def _claim_values(self, runner_id: str, lease_seconds: float) -> dict[str, Any]:
+        check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
+        return {
+            "state": _RUNNING,
+            "attempt": tasks.c.attempt + 1,
+            "runner_id": runner_id,
+            "started_at": self._now_sql(),
+            "stopped_at": None,
+            "lease_expires": self._later_sql(lease_seconds),
+            "not_before": None,
+            "publish_pending": False,
+        }
+
+    def _claim_returning(self) -> list[Any]:
+        job_name = select(jobs.c.name).where(jobs.c.id == tasks.c.job_id).scalar_subquery()
+        columns = [
+            tasks.c.id,
+            tasks.c.job_id,
+            tasks.c.parent_id,
+            tasks.c.cluster,
+            tasks.c.name,
+            tasks.c.version,
+            tasks.c.input,
+            tasks.c.display,
+            tasks.c.attempt,
+            tasks.c.retry_count,
+            tasks.c.max_retries,
+            tasks.c.optional_path,
+            tasks.c.timeout,
+            tasks.c.lease_expires,
+            tasks.c.depends_on,
+            tasks.c.started_at,
+            job_name.label("job_name"),
+        ]
+        return columns
+
+    def _claimable(self, table: Any) -> list[ColumnElement[bool]]:
+        return [
+            table.c.state == _QUEUED,
+            table.c.deps_open == _ZERO,
+            or_(table.c.not_before.is_(None), table.c.not_before <= self._now_sql()),
+            _job_active(table),
+        ]
+
+    def _finish_claim(self, row: Row[Any] | None, runner_id: str) -> ClaimedTask | None:
+        if row is None:
+            return None
+        self._prime_now(row.started_at)
+        self._attempts[row.id] = row.attempt
+        self._conn.execute(
+            insert(task_attempts).values(
+                task_id=row.id,
+                attempt=row.attempt,
+                runner_id=runner_id,
+                started_at=row.started_at,
+                outcome="running",
+            )
+        )
+        return ClaimedTask(
+            id=row.id,
+            job_id=row.job_id,
+            job_name=row.job_name,
+            parent_id=row.parent_id,
+            cluster=row.cluster,
+            identifier=TaskIdentifier(row.name, row.version),
+            input=bytes(row.input),
+            display=row.display,
+            attempt=row.attempt,
+            retry_count=row.retry_count,
+            max_retries=row.max_retries,
+            optional_path=_ids_parse(row.optional_path),
+            timeout=row.timeout,
+            lease_expires=row.lease_expires,
+            depends_on=_ids_parse(row.depends_on),
+        )
+
+    def claim(self, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id, *self._claimable(tasks))
+            .values(**self._claim_values(runner_id, lease_seconds))
+            .returning(*self._claim_returning())
+        )
+        return self._finish_claim(self._conn.execute(stmt).first(), runner_id)
+
+    def claim_next(
+        self,
+        cluster: str,
+        identifiers: Sequence[RegisteredIdentifier],
+        runner_id: str,
+        lease_seconds: float,
+    ) -> ClaimedTask | None:
+        if not identifiers:
+            return None
+        candidate = tasks.alias("candidate")
+        oldest = (
+            select(candidate.c.id)
+            .where(
+                candidate.c.cluster == cluster,
+                _identifier_condition(candidate, identifiers),
+                *self._claimable(candidate),
+            )
+            .order_by(candidate.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == oldest, tasks.c.state == _QUEUED, tasks.c.deps_open == _ZERO)
+            .values(**self._claim_values(runner_id, lease_seconds))
+            .returning(*self._claim_returning())
+        )
+        return self._finish_claim(self._conn.execute(stmt).first(), runner_id)
+
+    def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
+        if not identifiers:
+            return False
+        stmt = select(
+            exists().where(
+                tasks.c.cluster == cluster,
+                _identifier_condition(tasks, identifiers),
+                tasks.c.state == _QUEUED,
+                tasks.c.deps_open == _ZERO,
+                _job_active(tasks),
+            )
+        )
+        return bool(self._conn.execute(stmt).scalar())
+
+    def _running_guard(self, task_id: TaskId, attempt: int) -> list[ColumnElement[bool]]:
+        return [tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.state == _RUNNING]
+
+    def extend_lease(
+        self, task_id: TaskId, attempt: int, lease_seconds: float
+    ) -> dt.datetime | None:
+        stmt = (
+            update(tasks)
+            .where(*self._running_guard(task_id, attempt))
+            .values(lease_expires=self._later_sql(lease_seconds))
+            .returning(tasks.c.lease_expires)
+        )
+        row = self._conn.execute(stmt).first()
+        return row.lease_expires if row is not None else None
+
+    def set_display(self, task_id: TaskId, attempt: int, display: str) -> bool:
+        check_text(display, "The task display", MAX_DISPLAY)
+        result = self._conn.execute(
+            update(tasks).where(*self._running_guard(task_id, attempt)).values(display=display)
+        )
+        return bool(result.rowcount)
+
+    def decrement_open_children(self, task_id: TaskId) -> TaskRecord:
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(open_children=tasks.c.open_children - 1)
+            .returning(*_TASK_COLUMNS)
+        )
+        row = self._conn.execute(stmt).first()
+        if row is None:
+            raise TaskNotFoundError(f"No task with id {task_id}")
+        return _task_from(row._mapping)
+
+    def mark_complete(self, task_id: TaskId) -> bool:
+        result = self._conn.execute(
+            update(tasks).where(tasks.c.id == task_id, ~tasks.c.complete).values(complete=True)
+        )
+        if result.rowcount:
+            return True
+        if self._conn.execute(select(tasks.c.id).where(tasks.c.id == task_id)).first() is None:
+            raise TaskNotFoundError(f"No task with id {task_id}")
+        return False
+
+    def release_dependents(self, task_id: TaskId, publish_lease: float | None) -> list[TaskRecord]:
+        """One ``UPDATE … FROM task_dependencies … RETURNING``; concurrent releases of one
+        dependent serialise on its row, so exactly one of them sees ``deps_open`` reach 0."""
+        edge = task_dependencies
+        remaining = tasks.c.deps_open - edge.c.n
+        values: dict[str, Any] = {"deps_open": remaining}
+        if publish_lease is not None:
+            now_ready = and_(remaining == _ZERO, tasks.c.state == _QUEUED)
+            values["publish_pending"] = case((now_ready, true()), else_=tasks.c.publish_pending)
+            values["publish_after"] = case(
+                (now_ready, self._later_sql(publish_lease)), else_=tasks.c.publish_after
+            )
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == edge.c.task_id, edge.c.depends_on_id == task_id)
+            .values(**values)
+            .returning(*_TASK_COLUMNS)
+        )
+        released = [
+            task
+            for task in (_task_from(r._mapping) for r in self._conn.execute(stmt))
+            if task.state is TaskState.QUEUED and task.deps_open == 0
+        ]
+        return sorted(released, key=lambda t: t.id)
+
+    def queued_descendants(self, task_id: TaskId) -> list[TaskId]:
+        """A recursive CTE down ``parent_id`` (index ``ix_tasks_parent_id``)."""
+        subtree = (
+            select(tasks.c.id, tasks.c.state)
+            .where(tasks.c.parent_id == task_id)
+            .cte("subtree", recursive=True)
+        )
+        child = tasks.alias("child")
+        subtree = subtree.union_all(
+            select(child.c.id, child.c.state).where(child.c.parent_id == subtree.c.id)
+        )
+        stmt = select(subtree.c.id).where(subtree.c.state == _QUEUED).order_by(subtree.c.id)
+        return list(self._conn.execute(stmt).scalars())
+
+    def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
+        if not task_ids:
+            return False
+        stmt = select(
+            exists().where(tasks.c.id.in_(list(task_ids)), tasks.c.subtree_failed == true())
+        )
+        return bool(self._conn.execute(stmt).scalar())
+
+    def expired_leases(self, limit: int) -> list[TaskRecord]:
+        stmt = (
+            select(*_TASK_COLUMNS)
+            .where(tasks.c.state == _RUNNING, tasks.c.lease_expires <= self._now_sql())
+            .order_by(tasks.c.lease_expires)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        found = [_task_from(r._mapping) for r in self._conn.execute(stmt)]
+        for task in found:
+            self._attempts[task.id] = task.attempt
+        return found
+
+    def requeue_failed_tasks(self, job_id: JobId) -> int:
+        stmt = (
+            update(tasks)
+            .where(tasks.c.job_id == job_id, tasks.c.state == _FAILED)
+            .values(
+                state=_QUEUED,
+                retry_count=0,
+                crash_count=0,
+                system_requeues=0,
+                error_type=None,
+                error_message=None,
+                error_traceback=None,
+                not_before=None,
+                stopped_at=None,
+            )
+        )
+        return int(self._conn.execute(stmt).rowcount)
+
+    def republish_ready(self, job_id: JobId, lease_seconds: float) -> list[DispatchMessage]:
+        stmt = (
+            update(tasks)
+            .where(tasks.c.job_id == job_id, tasks.c.state == _QUEUED, tasks.c.deps_open == _ZERO)
+            .values(publish_pending=True, publish_after=self._later_sql(lease_seconds))
+            .returning(tasks.c.id, tasks.c.job_id, tasks.c.cluster, tasks.c.name, tasks.c.version)
+        )
+        return self._messages(self._conn.execute(stmt))
+
+    @staticmethod
+    def _messages(rows: Iterable[Row[Any]]) -> list[DispatchMessage]:
+        messages = [
+            DispatchMessage(r.id, r.job_id, r.cluster, TaskIdentifier(r.name, r.version))
+            for r in rows
+        ]
+        messages.sort(key=lambda m: m.task_id)
+        return messages
+
+    def mark_published(self, task_ids: Sequence[TaskId]) -> None:
+        ids = list(task_ids)
+        if not ids:
+            return
+        now = self._now_sql()
+        for chunk in _chunks(ids):
+            self._conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(list(chunk)), tasks.c.publish_pending == true())
+                .values(publish_pending=False, published_at=now)
+            )
+
+    def claim_unpublished(self, lease_seconds: float, limit: int) -> list[DispatchMessage]:
+        outbox = tasks.alias("outbox")
+        due = (
+            select(outbox.c.id)
+            .where(
+                outbox.c.publish_pending == true(),
+                or_(outbox.c.publish_after.is_(None), outbox.c.publish_after <= self._now_sql()),
+            )
+            .order_by(outbox.c.publish_after)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id.in_(due.scalar_subquery()), tasks.c.publish_pending == true())
+            .values(publish_after=self._later_sql(lease_seconds))
+            .returning(tasks.c.id, tasks.c.job_id, tasks.c.cluster, tasks.c.name, tasks.c.version)
+        )
+        return self._messages(self._conn.execute(stmt))
+
+    # -- attempts and progress ------------------------------------------------------------------
+    def end_attempt(
+        self, task_id: TaskId, attempt: int, outcome: str, error: TaskError | None
+    ) -> None:
+        self._conn.execute(
+            update(task_attempts)
+            .where(task_attempts.c.task_id == task_id, task_attempts.c.attempt == attempt)
+            .values(
+                ended_at=self._now_sql(),
+                outcome=check_text(outcome, "The attempt outcome", 16),
+                error_type=clean_text(error.type) if error else None,
+                error_message=clean_text(error.message) if error else None,
+                error_traceback=clean_text(error.traceback) if error else None,
+            )
+        )
+
+    def task_attempts(self, task_id: TaskId) -> list[AttemptRecord]:
+        rows = self._conn.execute(
+            select(task_attempts)
+            .where(task_attempts.c.task_id == task_id)
+            .order_by(task_attempts.c.attempt)
+        )
+        return [
+            AttemptRecord(
+                task_id=r.task_id,
+                attempt=r.attempt,
+                runner_id=r.runner_id,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+                outcome=r.outcome,
+                error=_error(r.error_type, r.error_message, r.error_traceback),
+            )
+            for r in rows
+        ]
+
+    def write_progress(
+        self, task_id: TaskId, attempt: int, progress: Mapping[str | None, tuple[int, int]]
+    ) -> bool:
+        """Replace the attempt's indicators (labels not named again are dropped)."""
+        current = self._attempts.get(task_id)
+        if current is None:
+            current = self._conn.execute(
+                select(tasks.c.attempt).where(tasks.c.id == task_id)
+            ).scalar()
+        if current != attempt:
+            return False
+        if not progress:
+            return True
+        rows = []
+        for label, (total, done) in progress.items():
+            if label is not None:
+                check_text(label, "A progress label", MAX_SHORT_TEXT)
+            rows.append(
+                {
+                    "task_id": task_id,
+                    "attempt": attempt,
+                    "unlabeled": label is None,
+                    "label": label if label is not None else "",
+                    "total": int(total),
+                    "done": int(done),
+                }
+            )
+        self._conn.execute(
+            delete(task_progress).where(
+                task_progress.c.task_id == task_id, task_progress.c.attempt == attempt
+            )
+        )
+        self._conn.execute(insert(task_progress), rows)
+        return True
+
+    def job_progress(self, job_id: JobId) -> list[ProgressIndicator]:
+        """One aggregate: progress rows joined to their task on its current attempt."""
+        p = task_progress
+        stmt = (
+            select(
+                p.c.unlabeled,
+                p.c.label,
+                func.sum(p.c.total).label("total"),
+                func.sum(p.c.done).label("done"),
+            )
+            .select_from(p.join(tasks, and_(tasks.c.id == p.c.task_id)))
+            .where(tasks.c.job_id == job_id, tasks.c.attempt == p.c.attempt)
+            .group_by(p.c.unlabeled, p.c.label)
+        )
+        indicators = [
+            ProgressIndicator(None if r.unlabeled else r.label, int(r.total), int(r.done))
+            for r in self._conn.execute(stmt)
+        ]
+        return sorted(indicators, key=lambda i: (i.label is not None, i.label or ""))
+
+    def task_counts(self, job_id: JobId) -> dict[TaskState, int]:
+        stmt = (
+            select(tasks.c.state, func.count())
+            .where(tasks.c.job_id == job_id)
+            .group_by(tasks.c.state)
+        )
+        return {TaskState(state): int(n) for state, n in self._conn.execute(stmt)}
+
+    def job_stats(self, job_id: JobId) -> ExecutionStats:
+        a = task_attempts
+        now = self.now()
+        job_attempts = a.join(tasks, tasks.c.id == a.c.task_id)
+        if self._pg:
+            duration = func.extract(
+                "epoch", func.coalesce(a.c.ended_at, literal(now, UtcDateTime)) - a.c.started_at
+            )
+        else:
+            duration = (
+                func.julianday(func.coalesce(a.c.ended_at, literal(now, UtcDateTime)))
+                - func.julianday(a.c.started_at)
+            ) * 86400.0
+        stmt = (
+            select(
+                func.min(a.c.started_at).label("first"),
+                func.max(a.c.ended_at).label("last"),
+                func.coalesce(func.sum(duration), 0).label("compute"),
+                func.count().label("attempts"),
+                func.count(a.c.ended_at).label("ended"),
+            )
+            .select_from(job_attempts)
+            .where(tasks.c.job_id == job_id)
+        )
+        row = self._conn.execute(stmt).one()
+        first: dt.datetime | None = row.first
+        last: dt.datetime | None = row.last
+        compute = dt.timedelta(seconds=max(float(row.compute), 0.0))
+        end = now if row.attempts != row.ended else last
+        elapsed = (end - first) if first is not None and end is not None else dt.timedelta()
+        parallelism = compute / elapsed if elapsed.total_seconds() > 0 else 0.0
+        counts = self.task_counts(job_id)
+        return ExecutionStats(
+            first_task_started_at=first,
+            last_task_stopped_at=last,
+            compute_time=compute,
+            elapsed_time=elapsed,
+            parallelism=parallelism,
+            total_tasks=sum(counts.values()),
+            tasks_by_state=counts,
+        )
+
+    # -- runners -------------------------------------------------------------------------------
+    def upsert_runner(self, runner: RunnerInfo) -> None:
+        check_text(runner.id, "The runner id", MAX_SHORT_TEXT)
+        check_text(runner.host, "The runner host", MAX_SHORT_TEXT)
+        values = {
+            "id": runner.id,
+            "cluster": check_text(runner.cluster, "The cluster slug", MAX_SLUG),
+            "host": runner.host,
+            "pid": runner.pid,
+            "identifiers": json.dumps([[i.name, i.version] for i in runner.identifiers]),
+            "started_at": runner.started_at,
+            "last_seen": self.now(),
+            "state": runner.state,
+            "current_task": runner.current_task,
+            "tasks_computed": runner.tasks_computed,
+            "tasks_failed": runner.tasks_failed,
+        }
+        stmt = self._insert(runners).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[runners.c.id],
+            set_={k: v for k, v in values.items() if k != "id"},
+        )
+        self._conn.execute(stmt)
+
+    def runner_heartbeat(
+        self, runner_id: str, current_task: TaskId | None, computed: int, failed: int
+    ) -> None:
+        self._conn.execute(
+            update(runners)
+            .where(runners.c.id == runner_id)
+            .values(
+                last_seen=self._now_sql(),
+                current_task=current_task,
+                tasks_computed=computed,
+                tasks_failed=failed,
+                state=case(
+                    (runners.c.state == _lit("gone"), _lit("online")), else_=runners.c.state
+                ),
+            )
+        )
+
+    def set_runner_state(self, runner_id: str, state: str) -> None:
+        check_text(state, "The runner state", 16)
+        self._conn.execute(update(runners).where(runners.c.id == runner_id).values(state=state))
+
+    def mark_silent_runners(self, silent_seconds: float) -> int:
+        cutoff = self._later_sql(-silent_seconds)
+        result = self._conn.execute(
+            update(runners)
+            .where(runners.c.state == _lit("online"), runners.c.last_seen < cutoff)
+            .values(state="gone")
+        )
+        return int(result.rowcount)
+
+    def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
+        stmt = select(runners).order_by(runners.c.last_seen.desc(), runners.c.id)
+        if not include_gone:
+            stmt = stmt.where(runners.c.state == _lit("online"))
+        return [_runner_from(r._mapping) for r in self._conn.execute(stmt)]
