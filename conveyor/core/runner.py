@@ -131,6 +131,7 @@ class TaskRunner:
         self._current: TaskId | None = None
         self._next_sweep = 0.0
         self._next_heartbeat = 0.0
+        self._next_safety_poll = 0.0
         self._sweeps_paused_until = 0.0
         self._registered = False
 
@@ -179,13 +180,17 @@ class TaskRunner:
                 try:
                     self._housekeeping(force_sweep=False)
                     delivery = consumer.receive(receive_timeout)
-                    if delivery is None:
-                        if until_idle:
-                            self._housekeeping(force_sweep=True)
-                            if not self.service.has_dispatchable(self.cluster, self._identifiers):
-                                return
-                        continue
-                    self._handle(delivery)
+                    if delivery is not None:
+                        self._handle(delivery)
+                    elif until_idle:
+                        self._housekeeping(force_sweep=True)
+                        if not self._claim_from_store() and not self.service.has_dispatchable(
+                            self.cluster, self._identifiers
+                        ):
+                            return
+                    elif time.monotonic() >= self._next_safety_poll:
+                        self._next_safety_poll = time.monotonic() + self.settings.sweep_interval
+                        self._claim_from_store()
                 except InfrastructureError as exc:
                     if until_idle:
                         raise
@@ -194,6 +199,19 @@ class TaskRunner:
                     self._stop.wait(1.0)
         finally:
             consumer.close()
+
+    def _claim_from_store(self) -> bool:
+        """The safety net behind the broker: an idle runner whose queues are quiet claims a
+        dispatchable task straight from the store (SQL is the truth; a lost or not yet
+        republished message never strands work). A message for it that turns up later is
+        dropped by the claim rule."""
+        claimed = self.service.claim_next(
+            self.cluster, self._identifiers, self.id, self.settings.lease
+        )
+        if claimed is None:
+            return False
+        self._run_claimed(claimed)
+        return True
 
     def _handle(self, delivery: Delivery) -> None:
         if delivery.task_id is None:  # serverless dispatch: claim the next task from the store

@@ -118,3 +118,29 @@ def test_values_that_are_not_json_are_refused() -> None:
         serialize_task(Holder(object()))
     with pytest.raises(ValueError, match="JSON"):
         serialize_task(Holder(float("nan")))
+
+
+def test_type_directed_decoding_of_unions_literals_and_collections() -> None:
+    from typing import Annotated, Literal
+
+    from conveyor.core.serialization import from_jsonable, to_jsonable
+
+    assert from_jsonable(None, int | None) is None
+    assert from_jsonable("x", int | str) == "x"
+    with pytest.raises(ValueError, match="matches none"):
+        from_jsonable([1], int | str)
+    assert from_jsonable("a", Literal["a", "b"]) == "a"
+    with pytest.raises(ValueError, match="is not one of"):
+        from_jsonable("c", Literal["a", "b"])
+    assert from_jsonable(3, Annotated[int, "meta"]) == 3
+    assert from_jsonable({"1": [1, 2]}, dict[str, frozenset[int]]) == {"1": frozenset({1, 2})}
+    assert from_jsonable([1, 2, 3], tuple[int, ...]) == (1, 2, 3)
+    assert from_jsonable(1.5, dt.timedelta) == dt.timedelta(seconds=1.5)
+    assert from_jsonable("12:30:00", dt.time) == dt.time(12, 30)
+    assert from_jsonable(2, float) == 2.0
+    for value, hint in [(True, int), ("1", int), (1, bool), ("x", float), (1, str), ({}, list[int])]:
+        with pytest.raises(TypeError):
+            from_jsonable(value, hint)
+    assert to_jsonable(dt.timedelta(seconds=2)) == 2.0
+    assert to_jsonable((1, "a"), tuple[int, str]) == [1, "a"]
+    assert to_jsonable({1: Color.RED}) == {"1": "red"}

@@ -75,7 +75,7 @@ class TestTaskClasses:
                     return ("only-one",)  # type: ignore[return-value]
 
     def test_identifier_must_be_callable_without_arguments(self) -> None:
-        with pytest.raises(TypeError, match="Failed to invoke Bad.identifier"):
+        with pytest.raises(TypeError, match=r"Failed to invoke Bad\.identifier"):
 
             class Bad(Task):
                 def identifier(self) -> tuple[str, str]:  # type: ignore[override]

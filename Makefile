@@ -1,0 +1,50 @@
+# The two commands that matter: `make demo` and `make test`. Each creates/updates .venv.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+PYTEST_ARGS ?=
+
+.PHONY: install demo lint test test-unit test-slow services clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the sample workflow in memory (no services needed).
+demo: $(STAMP)
+	$(BIN)/conveyor demo
+
+## Static checks: ruff, ruff format, mypy (strict on conveyor/core), import-linter contracts.
+lint: $(STAMP)
+	$(BIN)/ruff check conveyor tests integration bench
+	$(BIN)/ruff format --check conveyor tests integration bench
+	$(BIN)/mypy conveyor
+	$(BIN)/lint-imports
+
+## Everything CI runs: lint, unit + contract tests, integration tests against the real
+## PostgreSQL and RabbitMQ (skipped locally when absent, failing when CI=true), coverage.
+test: lint
+	$(BIN)/pytest tests integration -m "not slow" -p no:cacheprovider \
+		--cov=conveyor --cov-branch --cov-report= $(PYTEST_ARGS)
+	@echo "Core branch coverage (goal >= 90%):"
+	$(BIN)/coverage report --include='conveyor/core/*' --fail-under=90 | tail -n 1
+
+## Fast feedback: unit and contract tests only, no services.
+test-unit: $(STAMP)
+	$(BIN)/pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+
+## Long soak/chaos variants (minutes); run separately from `make test`.
+test-slow: $(STAMP)
+	$(BIN)/pytest tests integration -m slow -p no:cacheprovider $(PYTEST_ARGS)
+
+## Start PostgreSQL and RabbitMQ if they are not running.
+services:
+	bash scripts/ensure-services.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
