@@ -26,22 +26,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    ColumnElement,
     Connection,
-    Float,
-    Integer,
     Row,
-    String,
     Text,
     and_,
+    bindparam,
     case,
     delete,
     exists,
     func,
     insert,
     literal,
-    literal_column,
     or_,
     select,
     true,
@@ -52,10 +47,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
 from conveyor.core.errors import AlreadyExistsError, JobNotFoundError, TaskNotFoundError
-from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
+from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier, parse_version
 from conveyor.core.model import (
-    DONE_STATES,
-    INACTIVE_JOB_STATES,
     AttemptRecord,
     ClaimedTask,
     Cluster,
@@ -72,6 +65,7 @@ from conveyor.core.model import (
     TaskRecord,
     TaskState,
 )
+from conveyor.store_sql.copy import COPY_THRESHOLD, copy_rows
 from conveyor.store_sql.schema import (
     UtcDateTime,
     clusters,
@@ -81,6 +75,19 @@ from conveyor.store_sql.schema import (
     task_dependencies,
     task_progress,
     tasks,
+)
+from conveyor.store_sql.statements import (
+    FAILED,
+    QUEUED,
+    RUNNING,
+    TASK_COLUMNS,
+    ZERO,
+    identifier_condition,
+    job_active,
+    later_expr,
+    lit,
+    now_expr,
+    statements,
 )
 
 #: Rows per INSERT statement / ids per IN list in bulk operations (below every driver's limit on
@@ -96,19 +103,6 @@ MAX_DISPLAY = 1024 * 1024
 MAX_KEY = 1024
 #: Largest task input accepted by the adapter (the core applies its own, smaller default cap).
 MAX_INPUT_BYTES = 256 * 1024 * 1024
-
-
-def _lit(value: str) -> ColumnElement[str]:
-    """A string constant rendered inline (only ever used with enum values, never user data)."""
-    return literal_column(f"'{value}'", String)
-
-
-_QUEUED = _lit(TaskState.QUEUED.value)
-_RUNNING = _lit(TaskState.RUNNING.value)
-_FAILED = _lit(TaskState.FAILED.value)
-_ZERO = literal_column("0", Integer)
-_INACTIVE = [_lit(s.value) for s in sorted(INACTIVE_JOB_STATES)]
-_DONE = [_lit(s.value) for s in sorted(DONE_STATES)]
 
 
 def check_text(value: str, what: str, max_chars: int | None) -> str:
@@ -163,9 +157,6 @@ def _error(type_: str | None, message: str | None, traceback: str | None) -> Tas
     if type_ is None:
         return None
     return TaskError(type_, message or "", traceback or "")
-
-
-_TASK_COLUMNS = list(tasks.c)
 
 
 def _task_from(m: Mapping[str, Any]) -> TaskRecord:
@@ -263,38 +254,21 @@ def _mutable_values(task: TaskRecord) -> dict[str, Any]:
     }
 
 
-def _identifier_condition(
-    table: Any, identifiers: Sequence[RegisteredIdentifier]
-) -> ColumnElement[bool]:
-    """Tasks any of ``identifiers`` can run: same name and major, minor ≤ max_minor."""
-    if not identifiers:
-        return literal(False, Boolean)
-    return or_(
-        *(
-            and_(
-                table.c.name == ident.name,
-                table.c.major == ident.major,
-                table.c.minor <= ident.max_minor,
-            )
-            for ident in identifiers
-        )
-    )
-
-
-def _job_active(table: Any) -> ColumnElement[bool]:
-    """The task's job is still dispatching (neither FAILED, CANCELED nor COMPLETED)."""
-    return exists().where(jobs.c.id == table.c.job_id, jobs.c.state.not_in(_INACTIVE))
-
-
 class SqlTx:
     """One transaction of :class:`~conveyor.store_sql.store.SqlStore` (implements ``StoreTx``)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
+        self._sql = statements(self._pg)
         self._now: dt.datetime | None = None
         #: Current attempt of tasks this transaction locked or claimed (rows it alone may change).
         self._attempts: dict[TaskId, int] = {}
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection (for adapter-level extra queries and tests)."""
+        return self._conn
 
     # -- time ----------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -306,29 +280,19 @@ class SqlTx:
                 self._now = dt.datetime.now(dt.UTC)
         return self._now
 
-    def _now_sql(self) -> ColumnElement[dt.datetime]:
-        """The transaction's now as a SQL expression (server-side until read once on PG)."""
-        if self._now is None and self._pg:
-            return func.now()
-        return literal(self.now(), UtcDateTime)
-
-    def _later_sql(self, seconds: float) -> ColumnElement[dt.datetime]:
-        """``now + seconds`` as a SQL expression."""
-        if self._now is None and self._pg:
-            return func.now() + literal_column("interval '1 second'") * literal(
-                float(seconds), Float
-            )
-        return literal(self.now() + dt.timedelta(seconds=seconds), UtcDateTime)
+    def times(self, **seconds: float) -> dict[str, Any]:
+        """Parameters for :func:`now_expr`/:func:`later_expr` (``name=seconds`` each)."""
+        params: dict[str, Any] = {name: float(value) for name, value in seconds.items()}
+        if not self._pg:
+            now = self.now()
+            params["now"] = now
+            for name, value in seconds.items():
+                params[f"{name}_at"] = now + dt.timedelta(seconds=value)
+        return params
 
     def _prime_now(self, value: dt.datetime | None) -> None:
         if self._now is None and value is not None:
             self._now = value.astimezone(dt.UTC)
-
-    def _now_column(self) -> list[Any]:
-        """An extra result column carrying the server's now (PG, first statement only)."""
-        if self._pg and self._now is None:
-            return [func.now().label("tx_now")]
-        return []
 
     def _insert(self, table: Any) -> Any:
         if self._pg:
@@ -407,12 +371,9 @@ class SqlTx:
         return _job_from(row._mapping) if row is not None else None
 
     def set_job_state(self, job_id: JobId, state: JobState) -> bool:
-        result = self._conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.state != state.value)
-            .values(state=state.value, updated_at=self._now_sql())
-        )
-        if result.rowcount:
+        """A conditional UPDATE: the (hot) job row is written only when the state changes."""
+        params = {"p_job_id": job_id, "p_state": state.value, **self.times()}
+        if self._conn.execute(self._sql.set_job_state, params).rowcount:
             return True
         if self._conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
             raise JobNotFoundError(f"No job with id {job_id}")
@@ -421,38 +382,17 @@ class SqlTx:
     def job_facts(self, job_id: JobId) -> JobFacts:
         """Facts in one SELECT of EXISTS probes, each served by an index.
 
-        On PostgreSQL the job row is first locked ``FOR NO KEY UPDATE`` (it does not block
+        On PostgreSQL the job row is first locked ``FOR NO KEY UPDATE`` (which does not block
         inserts of the job's tasks). Without it, two transactions finishing the last two tasks
         of a job concurrently would each see the other's task as unfinished (READ COMMITTED)
         and neither would write COMPLETED. With it, the facts of the later transaction are read
         after the earlier one committed. The lock is held for the rest of the transaction,
         which in the use cases is the job-state write and the commit.
         """
-        if self._pg:
-            locked = self._conn.execute(
-                select(jobs.c.id).where(jobs.c.id == job_id).with_for_update(key_share=True)
-            ).first()
-            if locked is None:
-                raise JobNotFoundError(f"No job with id {job_id}")
-
-        def probe(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-            return exists().where(tasks.c.job_id == job_id, *conditions)
-
-        stmt = select(
-            jobs.c.state,
-            probe(tasks.c.state == _RUNNING).label("any_running"),
-            probe(tasks.c.state == _FAILED).label("any_failed"),
-            or_(
-                probe(tasks.c.state.in_(_DONE)),
-                probe(
-                    tasks.c.state.in_([_RUNNING, _FAILED]),
-                    or_(tasks.c.attempt > _ZERO, tasks.c.retry_count > _ZERO),
-                ),
-                probe(tasks.c.state == _QUEUED, tasks.c.attempt > _ZERO),
-            ).label("any_work_done"),
-            ~probe(tasks.c.parent_id.is_(None), ~tasks.c.complete).label("all_roots_complete"),
-        ).where(jobs.c.id == job_id)
-        row = self._conn.execute(stmt).first()
+        params = {"p_job_id": job_id}
+        if self._pg and self._conn.execute(self._sql.lock_job, params).first() is None:
+            raise JobNotFoundError(f"No job with id {job_id}")
+        row = self._conn.execute(self._sql.job_facts, params).first()
         if row is None:
             raise JobNotFoundError(f"No job with id {job_id}")
         return JobFacts(
@@ -503,7 +443,7 @@ class SqlTx:
         edges: list[dict[str, Any]] = []
         job_ids: set[JobId] = set()
         for task in tasks_:
-            rows.append(self._task_row(task))
+            rows.append(_task_row(task))
             job_ids.add(task.job_id)
             if task.depends_on:
                 counts = Counter(task.depends_on)
@@ -517,54 +457,27 @@ class SqlTx:
         if missing:
             raise JobNotFoundError(f"No job with id {sorted(missing)[0]}")
         try:
-            for chunk in _chunks(rows, CHUNK // 2):
-                self._conn.execute(insert(tasks), list(chunk))
-            for chunk in _chunks(edges):
-                self._conn.execute(insert(task_dependencies), list(chunk))
+            self._bulk_insert(tasks, rows)
+            self._bulk_insert(task_dependencies, edges)
         except IntegrityError as exc:
             raise AlreadyExistsError(f"A task id is already taken: {exc.orig}") from exc
 
-    @staticmethod
-    def _task_row(task: TaskRecord) -> dict[str, Any]:
-        ident = task.identifier
-        check_text(ident.name, "The task name", MAX_NAME)
-        check_text(task.cluster, "The cluster slug", MAX_SLUG)
-        if len(ident.version) > MAX_VERSION:
-            raise ValueError(f"The task version {ident.version!r} is too long")
-        if not isinstance(task.input, bytes | bytearray | memoryview):
-            raise ValueError(f"A task input must be bytes, got {type(task.input).__name__}")
-        if len(task.input) > MAX_INPUT_BYTES:
-            raise ValueError(
-                f"The task input is {len(task.input):,} bytes, over the store's limit of "
-                f"{MAX_INPUT_BYTES:,} bytes"
-            )
-        row = _mutable_values(task)
-        row.update(
-            id=task.id,
-            job_id=task.job_id,
-            parent_id=task.parent_id,
-            cluster=task.cluster,
-            name=ident.name,
-            version=ident.version,
-            major=ident.major,
-            minor=ident.minor,
-            input=bytes(task.input),
-            depends_on=_ids_text(task.depends_on),
-            optional=task.optional,
-            optional_path=_ids_text(task.optional_path),
-            created_at=task.created_at,
-        )
-        return row
+    def _bulk_insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._pg and len(rows) > COPY_THRESHOLD:
+            copy_rows(self._conn, table, rows)
+            return
+        for chunk in _chunks(rows, CHUNK // 2):
+            self._conn.execute(insert(table), list(chunk))
 
     def _select_task(self, task_id: TaskId, lock: bool) -> TaskRecord | None:
-        stmt = select(*_TASK_COLUMNS, *self._now_column()).where(tasks.c.id == task_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = self._conn.execute(stmt).first()
+        stmt = self._sql.lock_task if lock else self._sql.select_task
+        row = self._conn.execute(stmt, {"p_task_id": task_id}).first()
         if row is None:
             return None
         mapping = row._mapping
-        if "tx_now" in mapping:
+        if self._pg:
             self._prime_now(mapping["tx_now"])
         task = _task_from(mapping)
         if lock:
@@ -578,10 +491,9 @@ class SqlTx:
         return self._select_task(task_id, lock=True)
 
     def save_task(self, task: TaskRecord) -> None:
-        result = self._conn.execute(
-            update(tasks).where(tasks.c.id == task.id).values(**_mutable_values(task))
-        )
-        if not result.rowcount:
+        params = {f"v_{k}": v for k, v in _mutable_values(task).items()}
+        params["p_task_id"] = task.id
+        if not self._conn.execute(self._sql.save_task, params).rowcount:
             raise TaskNotFoundError(f"No task with id {task.id}")
         if task.id in self._attempts:
             self._attempts[task.id] = task.attempt
@@ -594,63 +506,19 @@ class SqlTx:
             stmt = stmt.where(tasks.c.id > after)
         return [_task_from(r._mapping) for r in self._conn.execute(stmt)]
 
-    def _claim_values(self, runner_id: str, lease_seconds: float) -> dict[str, Any]:
-        check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
-        return {
-            "state": _RUNNING,
-            "attempt": tasks.c.attempt + 1,
-            "runner_id": runner_id,
-            "started_at": self._now_sql(),
-            "stopped_at": None,
-            "lease_expires": self._later_sql(lease_seconds),
-            "not_before": None,
-            "publish_pending": False,
-        }
-
-    def _claim_returning(self) -> list[Any]:
-        job_name = select(jobs.c.name).where(jobs.c.id == tasks.c.job_id).scalar_subquery()
-        columns = [
-            tasks.c.id,
-            tasks.c.job_id,
-            tasks.c.parent_id,
-            tasks.c.cluster,
-            tasks.c.name,
-            tasks.c.version,
-            tasks.c.input,
-            tasks.c.display,
-            tasks.c.attempt,
-            tasks.c.retry_count,
-            tasks.c.max_retries,
-            tasks.c.optional_path,
-            tasks.c.timeout,
-            tasks.c.lease_expires,
-            tasks.c.depends_on,
-            tasks.c.started_at,
-            job_name.label("job_name"),
-        ]
-        return columns
-
-    def _claimable(self, table: Any) -> list[ColumnElement[bool]]:
-        return [
-            table.c.state == _QUEUED,
-            table.c.deps_open == _ZERO,
-            or_(table.c.not_before.is_(None), table.c.not_before <= self._now_sql()),
-            _job_active(table),
-        ]
-
     def _finish_claim(self, row: Row[Any] | None, runner_id: str) -> ClaimedTask | None:
         if row is None:
             return None
         self._prime_now(row.started_at)
         self._attempts[row.id] = row.attempt
         self._conn.execute(
-            insert(task_attempts).values(
-                task_id=row.id,
-                attempt=row.attempt,
-                runner_id=runner_id,
-                started_at=row.started_at,
-                outcome="running",
-            )
+            self._sql.insert_attempt,
+            {
+                "a_task_id": row.id,
+                "a_attempt": row.attempt,
+                "a_runner_id": runner_id,
+                "a_started_at": row.started_at,
+            },
         )
         return ClaimedTask(
             id=row.id,
@@ -671,13 +539,11 @@ class SqlTx:
         )
 
     def claim(self, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
-        stmt = (
-            update(tasks)
-            .where(tasks.c.id == task_id, *self._claimable(tasks))
-            .values(**self._claim_values(runner_id, lease_seconds))
-            .returning(*self._claim_returning())
-        )
-        return self._finish_claim(self._conn.execute(stmt).first(), runner_id)
+        """One ``UPDATE … WHERE <dispatchable> RETURNING`` plus the attempt row's INSERT."""
+        check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
+        params = {"p_task_id": task_id, "p_runner_id": runner_id, **self.times(lease=lease_seconds)}
+        row = self._conn.execute(self._sql.claim, params).first()
+        return self._finish_claim(row, runner_id)
 
     def claim_next(
         self,
@@ -686,109 +552,69 @@ class SqlTx:
         runner_id: str,
         lease_seconds: float,
     ) -> ClaimedTask | None:
+        """``UPDATE … WHERE id = (SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)``."""
         if not identifiers:
             return None
-        candidate = tasks.alias("candidate")
-        oldest = (
-            select(candidate.c.id)
-            .where(
-                candidate.c.cluster == cluster,
-                _identifier_condition(candidate, identifiers),
-                *self._claimable(candidate),
-            )
-            .order_by(candidate.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        stmt = (
-            update(tasks)
-            .where(tasks.c.id == oldest, tasks.c.state == _QUEUED, tasks.c.deps_open == _ZERO)
-            .values(**self._claim_values(runner_id, lease_seconds))
-            .returning(*self._claim_returning())
-        )
-        return self._finish_claim(self._conn.execute(stmt).first(), runner_id)
+        check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
+        params = {"p_cluster": cluster, "p_runner_id": runner_id, **self.times(lease=lease_seconds)}
+        params.update(_identifier_params(identifiers))
+        stmt = self._sql.claim_next(len(identifiers))
+        return self._finish_claim(self._conn.execute(stmt, params).first(), runner_id)
 
     def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
         if not identifiers:
             return False
         stmt = select(
             exists().where(
-                tasks.c.cluster == cluster,
-                _identifier_condition(tasks, identifiers),
-                tasks.c.state == _QUEUED,
-                tasks.c.deps_open == _ZERO,
-                _job_active(tasks),
+                tasks.c.cluster == bindparam("p_cluster"),
+                identifier_condition(tasks, len(identifiers)),
+                tasks.c.state == QUEUED,
+                tasks.c.deps_open == ZERO,
+                job_active(tasks),
             )
         )
-        return bool(self._conn.execute(stmt).scalar())
-
-    def _running_guard(self, task_id: TaskId, attempt: int) -> list[ColumnElement[bool]]:
-        return [tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.state == _RUNNING]
+        params = {"p_cluster": cluster, **_identifier_params(identifiers)}
+        return bool(self._conn.execute(stmt, params).scalar())
 
     def extend_lease(
         self, task_id: TaskId, attempt: int, lease_seconds: float
     ) -> dt.datetime | None:
-        stmt = (
-            update(tasks)
-            .where(*self._running_guard(task_id, attempt))
-            .values(lease_expires=self._later_sql(lease_seconds))
-            .returning(tasks.c.lease_expires)
-        )
-        row = self._conn.execute(stmt).first()
+        params = {"p_task_id": task_id, "p_attempt": attempt, **self.times(lease=lease_seconds)}
+        row = self._conn.execute(self._sql.extend_lease, params).first()
         return row.lease_expires if row is not None else None
 
     def set_display(self, task_id: TaskId, attempt: int, display: str) -> bool:
         check_text(display, "The task display", MAX_DISPLAY)
-        result = self._conn.execute(
-            update(tasks).where(*self._running_guard(task_id, attempt)).values(display=display)
-        )
-        return bool(result.rowcount)
+        params = {"p_task_id": task_id, "p_attempt": attempt, "p_display": display}
+        return bool(self._conn.execute(self._sql.set_display, params).rowcount)
 
     def decrement_open_children(self, task_id: TaskId) -> TaskRecord:
-        stmt = (
-            update(tasks)
-            .where(tasks.c.id == task_id)
-            .values(open_children=tasks.c.open_children - 1)
-            .returning(*_TASK_COLUMNS)
-        )
-        row = self._conn.execute(stmt).first()
+        """``UPDATE … SET open_children = open_children - 1 … RETURNING``."""
+        row = self._conn.execute(self._sql.decrement_open_children, {"p_task_id": task_id}).first()
         if row is None:
             raise TaskNotFoundError(f"No task with id {task_id}")
         return _task_from(row._mapping)
 
     def mark_complete(self, task_id: TaskId) -> bool:
-        result = self._conn.execute(
-            update(tasks).where(tasks.c.id == task_id, ~tasks.c.complete).values(complete=True)
-        )
-        if result.rowcount:
+        params = {"p_task_id": task_id}
+        if self._conn.execute(self._sql.mark_complete, params).rowcount:
             return True
-        if self._conn.execute(select(tasks.c.id).where(tasks.c.id == task_id)).first() is None:
+        if self._conn.execute(self._sql.task_exists, params).first() is None:
             raise TaskNotFoundError(f"No task with id {task_id}")
         return False
 
     def release_dependents(self, task_id: TaskId, publish_lease: float | None) -> list[TaskRecord]:
         """One ``UPDATE … FROM task_dependencies … RETURNING``; concurrent releases of one
         dependent serialise on its row, so exactly one of them sees ``deps_open`` reach 0."""
-        edge = task_dependencies
-        remaining = tasks.c.deps_open - edge.c.n
-        values: dict[str, Any] = {"deps_open": remaining}
-        if publish_lease is not None:
-            now_ready = and_(remaining == _ZERO, tasks.c.state == _QUEUED)
-            values["publish_pending"] = case((now_ready, true()), else_=tasks.c.publish_pending)
-            values["publish_after"] = case(
-                (now_ready, self._later_sql(publish_lease)), else_=tasks.c.publish_after
-            )
-        stmt = (
-            update(tasks)
-            .where(tasks.c.id == edge.c.task_id, edge.c.depends_on_id == task_id)
-            .values(**values)
-            .returning(*_TASK_COLUMNS)
-        )
+        if publish_lease is None:
+            rows = self._conn.execute(self._sql.release, {"p_task_id": task_id})
+        else:
+            params = {"p_task_id": task_id, **self.times(lease=publish_lease)}
+            rows = self._conn.execute(self._sql.release_and_publish, params)
         released = [
-            task
-            for task in (_task_from(r._mapping) for r in self._conn.execute(stmt))
-            if task.state is TaskState.QUEUED and task.deps_open == 0
+            _task_from(r._mapping)
+            for r in rows
+            if r.state == TaskState.QUEUED.value and r.deps_open == 0
         ]
         return sorted(released, key=lambda t: t.id)
 
@@ -803,7 +629,7 @@ class SqlTx:
         subtree = subtree.union_all(
             select(child.c.id, child.c.state).where(child.c.parent_id == subtree.c.id)
         )
-        stmt = select(subtree.c.id).where(subtree.c.state == _QUEUED).order_by(subtree.c.id)
+        stmt = select(subtree.c.id).where(subtree.c.state == QUEUED).order_by(subtree.c.id)
         return list(self._conn.execute(stmt).scalars())
 
     def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
@@ -815,14 +641,15 @@ class SqlTx:
         return bool(self._conn.execute(stmt).scalar())
 
     def expired_leases(self, limit: int) -> list[TaskRecord]:
+        """RUNNING rows past their lease, ``FOR UPDATE SKIP LOCKED`` (sweepers never wait)."""
         stmt = (
-            select(*_TASK_COLUMNS)
-            .where(tasks.c.state == _RUNNING, tasks.c.lease_expires <= self._now_sql())
+            select(*TASK_COLUMNS)
+            .where(tasks.c.state == RUNNING, tasks.c.lease_expires <= now_expr(self._pg))
             .order_by(tasks.c.lease_expires)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        found = [_task_from(r._mapping) for r in self._conn.execute(stmt)]
+        found = [_task_from(r._mapping) for r in self._conn.execute(stmt, self.times())]
         for task in found:
             self._attempts[task.id] = task.attempt
         return found
@@ -830,9 +657,9 @@ class SqlTx:
     def requeue_failed_tasks(self, job_id: JobId) -> int:
         stmt = (
             update(tasks)
-            .where(tasks.c.job_id == job_id, tasks.c.state == _FAILED)
+            .where(tasks.c.job_id == job_id, tasks.c.state == FAILED)
             .values(
-                state=_QUEUED,
+                state=QUEUED,
                 retry_count=0,
                 crash_count=0,
                 system_requeues=0,
@@ -848,40 +675,37 @@ class SqlTx:
     def republish_ready(self, job_id: JobId, lease_seconds: float) -> list[DispatchMessage]:
         stmt = (
             update(tasks)
-            .where(tasks.c.job_id == job_id, tasks.c.state == _QUEUED, tasks.c.deps_open == _ZERO)
-            .values(publish_pending=True, publish_after=self._later_sql(lease_seconds))
+            .where(tasks.c.job_id == job_id, tasks.c.state == QUEUED, tasks.c.deps_open == ZERO)
+            .values(publish_pending=True, publish_after=later_expr(self._pg, "lease"))
             .returning(tasks.c.id, tasks.c.job_id, tasks.c.cluster, tasks.c.name, tasks.c.version)
         )
-        return self._messages(self._conn.execute(stmt))
-
-    @staticmethod
-    def _messages(rows: Iterable[Row[Any]]) -> list[DispatchMessage]:
-        messages = [
-            DispatchMessage(r.id, r.job_id, r.cluster, TaskIdentifier(r.name, r.version))
-            for r in rows
-        ]
-        messages.sort(key=lambda m: m.task_id)
-        return messages
+        return _messages(self._conn.execute(stmt, self.times(lease=lease_seconds)))
 
     def mark_published(self, task_ids: Sequence[TaskId]) -> None:
         ids = list(task_ids)
         if not ids:
             return
-        now = self._now_sql()
-        for chunk in _chunks(ids):
-            self._conn.execute(
-                update(tasks)
-                .where(tasks.c.id.in_(list(chunk)), tasks.c.publish_pending == true())
-                .values(publish_pending=False, published_at=now)
+        stmt = (
+            update(tasks)
+            .where(
+                tasks.c.id.in_(bindparam("ids", expanding=True)), tasks.c.publish_pending == true()
             )
+            .values(publish_pending=False, published_at=now_expr(self._pg))
+        )
+        for chunk in _chunks(ids):
+            self._conn.execute(stmt, {"ids": list(chunk), **self.times()})
 
     def claim_unpublished(self, lease_seconds: float, limit: int) -> list[DispatchMessage]:
+        """Take the publish lease of due outbox rows (``FOR UPDATE SKIP LOCKED`` on PG)."""
         outbox = tasks.alias("outbox")
         due = (
             select(outbox.c.id)
             .where(
                 outbox.c.publish_pending == true(),
-                or_(outbox.c.publish_after.is_(None), outbox.c.publish_after <= self._now_sql()),
+                or_(
+                    outbox.c.publish_after.is_(None),
+                    outbox.c.publish_after <= now_expr(self._pg),
+                ),
             )
             .order_by(outbox.c.publish_after)
             .limit(limit)
@@ -890,26 +714,25 @@ class SqlTx:
         stmt = (
             update(tasks)
             .where(tasks.c.id.in_(due.scalar_subquery()), tasks.c.publish_pending == true())
-            .values(publish_after=self._later_sql(lease_seconds))
+            .values(publish_after=later_expr(self._pg, "lease"))
             .returning(tasks.c.id, tasks.c.job_id, tasks.c.cluster, tasks.c.name, tasks.c.version)
         )
-        return self._messages(self._conn.execute(stmt))
+        return _messages(self._conn.execute(stmt, self.times(lease=lease_seconds)))
 
     # -- attempts and progress ------------------------------------------------------------------
     def end_attempt(
         self, task_id: TaskId, attempt: int, outcome: str, error: TaskError | None
     ) -> None:
-        self._conn.execute(
-            update(task_attempts)
-            .where(task_attempts.c.task_id == task_id, task_attempts.c.attempt == attempt)
-            .values(
-                ended_at=self._now_sql(),
-                outcome=check_text(outcome, "The attempt outcome", 16),
-                error_type=clean_text(error.type) if error else None,
-                error_message=clean_text(error.message) if error else None,
-                error_traceback=clean_text(error.traceback) if error else None,
-            )
-        )
+        params = {
+            "p_task_id": task_id,
+            "p_attempt": attempt,
+            "p_outcome": check_text(outcome, "The attempt outcome", 16),
+            "p_error_type": clean_text(error.type) if error else None,
+            "p_error_message": clean_text(error.message) if error else None,
+            "p_error_traceback": clean_text(error.traceback) if error else None,
+            **self.times(),
+        }
+        self._conn.execute(self._sql.end_attempt, params)
 
     def task_attempts(self, task_id: TaskId) -> list[AttemptRecord]:
         rows = self._conn.execute(
@@ -936,9 +759,7 @@ class SqlTx:
         """Replace the attempt's indicators (labels not named again are dropped)."""
         current = self._attempts.get(task_id)
         if current is None:
-            current = self._conn.execute(
-                select(tasks.c.attempt).where(tasks.c.id == task_id)
-            ).scalar()
+            current = self._conn.execute(self._sql.task_attempt, {"p_task_id": task_id}).scalar()
         if current != attempt:
             return False
         if not progress:
@@ -1047,7 +868,7 @@ class SqlTx:
             "identifiers": json.dumps([[i.name, i.version] for i in runner.identifiers]),
             "started_at": runner.started_at,
             "last_seen": self.now(),
-            "state": runner.state,
+            "state": check_text(runner.state, "The runner state", 16),
             "current_task": runner.current_task,
             "tasks_computed": runner.tasks_computed,
             "tasks_failed": runner.tasks_failed,
@@ -1062,35 +883,86 @@ class SqlTx:
     def runner_heartbeat(
         self, runner_id: str, current_task: TaskId | None, computed: int, failed: int
     ) -> None:
-        self._conn.execute(
+        stmt = (
             update(runners)
             .where(runners.c.id == runner_id)
             .values(
-                last_seen=self._now_sql(),
+                last_seen=now_expr(self._pg),
                 current_task=current_task,
                 tasks_computed=computed,
                 tasks_failed=failed,
-                state=case(
-                    (runners.c.state == _lit("gone"), _lit("online")), else_=runners.c.state
-                ),
+                state=case((runners.c.state == lit("gone"), lit("online")), else_=runners.c.state),
             )
         )
+        self._conn.execute(stmt, self.times())
 
     def set_runner_state(self, runner_id: str, state: str) -> None:
         check_text(state, "The runner state", 16)
         self._conn.execute(update(runners).where(runners.c.id == runner_id).values(state=state))
 
     def mark_silent_runners(self, silent_seconds: float) -> int:
-        cutoff = self._later_sql(-silent_seconds)
-        result = self._conn.execute(
+        stmt = (
             update(runners)
-            .where(runners.c.state == _lit("online"), runners.c.last_seen < cutoff)
+            .where(
+                runners.c.state == lit("online"), runners.c.last_seen < later_expr(self._pg, "ago")
+            )
             .values(state="gone")
         )
-        return int(result.rowcount)
+        return int(self._conn.execute(stmt, self.times(ago=-silent_seconds)).rowcount)
 
     def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
         stmt = select(runners).order_by(runners.c.last_seen.desc(), runners.c.id)
         if not include_gone:
-            stmt = stmt.where(runners.c.state == _lit("online"))
+            stmt = stmt.where(runners.c.state == lit("online"))
         return [_runner_from(r._mapping) for r in self._conn.execute(stmt)]
+
+
+def _identifier_params(identifiers: Sequence[RegisteredIdentifier]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, ident in enumerate(identifiers):
+        params[f"name_{i}"] = ident.name
+        params[f"major_{i}"] = ident.major
+        params[f"minor_{i}"] = ident.max_minor
+    return params
+
+
+def _messages(rows: Iterable[Row[Any]]) -> list[DispatchMessage]:
+    messages = [
+        DispatchMessage(r.id, r.job_id, r.cluster, TaskIdentifier(r.name, r.version)) for r in rows
+    ]
+    messages.sort(key=lambda m: m.task_id)
+    return messages
+
+
+def _task_row(task: TaskRecord) -> dict[str, Any]:
+    """A task as an INSERT row, validated."""
+    ident = task.identifier
+    check_text(ident.name, "The task name", MAX_NAME)
+    check_text(task.cluster, "The cluster slug", MAX_SLUG)
+    if len(ident.version) > MAX_VERSION:
+        raise ValueError(f"The task version {ident.version!r} is too long")
+    if not isinstance(task.input, bytes | bytearray | memoryview):
+        raise ValueError(f"A task input must be bytes, got {type(task.input).__name__}")
+    if len(task.input) > MAX_INPUT_BYTES:
+        raise ValueError(
+            f"The task input is {len(task.input):,} bytes, over the store's limit of "
+            f"{MAX_INPUT_BYTES:,} bytes"
+        )
+    row = _mutable_values(task)
+    major, minor = parse_version(ident.version)
+    row.update(
+        id=task.id,
+        job_id=task.job_id,
+        parent_id=task.parent_id,
+        cluster=task.cluster,
+        name=ident.name,
+        version=ident.version,
+        major=major,
+        minor=minor,
+        input=bytes(task.input),
+        depends_on=_ids_text(task.depends_on),
+        optional=task.optional,
+        optional_path=_ids_text(task.optional_path),
+        created_at=task.created_at,
+    )
+    return row

@@ -1,0 +1,331 @@
+"""Prebuilt SQL statements of the hot paths (claim, completion, job facts), one set per dialect.
+
+Building a SQLAlchemy statement costs more Python time than running a simple one on a local
+PostgreSQL, so the statements every claim and completion runs are built once per dialect with
+bound parameters and reused.
+
+Time: statements refer to "now" and "now + N seconds" through :func:`now_expr` and
+:func:`later_expr`. On PostgreSQL they are ``now()`` (the transaction's start, constant within
+it: the database clock) and ``now() + :name * interval '1 second'``; on SQLite they are bound
+parameters ``:now`` and ``:<name>_at`` computed in Python. ``SqlTx.times`` builds the parameters
+for both forms.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+
+from conveyor.core.model import DONE_STATES, INACTIVE_JOB_STATES, TaskState
+from conveyor.store_sql.schema import (
+    UtcDateTime,
+    jobs,
+    task_attempts,
+    task_dependencies,
+    tasks,
+)
+
+
+def lit(value: str) -> ColumnElement[str]:
+    """A string constant rendered inline (only ever used with enum values, never user data),
+    so partial indexes stay usable by prepared (generic) plans."""
+    return literal_column(f"'{value}'", String)
+
+
+QUEUED = lit(TaskState.QUEUED.value)
+RUNNING = lit(TaskState.RUNNING.value)
+FAILED = lit(TaskState.FAILED.value)
+ZERO = literal_column("0", Integer)
+INACTIVE = [lit(s.value) for s in sorted(INACTIVE_JOB_STATES)]
+DONE = [lit(s.value) for s in sorted(DONE_STATES)]
+TASK_COLUMNS = list(tasks.c)
+
+#: Columns ``save_task`` writes: all but identity, input, edges and creation time.
+MUTABLE_COLUMNS = (
+    "state",
+    "display",
+    "max_retries",
+    "timeout",
+    "retry_count",
+    "crash_count",
+    "system_requeues",
+    "attempt",
+    "deps_open",
+    "open_children",
+    "complete",
+    "subtree_failed",
+    "runner_id",
+    "lease_expires",
+    "not_before",
+    "started_at",
+    "stopped_at",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "publish_pending",
+    "publish_after",
+    "published_at",
+)
+
+
+def now_expr(pg: bool) -> ColumnElement[Any]:
+    """The transaction's now."""
+    if pg:
+        return func.now()
+    return bindparam("now", type_=UtcDateTime)
+
+
+def later_expr(pg: bool, name: str) -> ColumnElement[Any]:
+    """The transaction's now plus the seconds bound as ``name``."""
+    if pg:
+        return func.now() + literal_column("interval '1 second'") * bindparam(name, type_=Float)
+    return bindparam(f"{name}_at", type_=UtcDateTime)
+
+
+def job_active(table: Any) -> ColumnElement[bool]:
+    """The task's job is still dispatching (neither FAILED, CANCELED nor COMPLETED)."""
+    return exists().where(jobs.c.id == table.c.job_id, jobs.c.state.not_in(INACTIVE))
+
+
+def claimable(pg: bool, table: Any) -> list[ColumnElement[bool]]:
+    """Dispatchable: QUEUED, ready, ``not_before`` passed, job active."""
+    return [
+        table.c.state == QUEUED,
+        table.c.deps_open == ZERO,
+        or_(table.c.not_before.is_(None), table.c.not_before <= now_expr(pg)),
+        job_active(table),
+    ]
+
+
+def identifier_condition(table: Any, count: int) -> ColumnElement[bool]:
+    """Tasks one of ``count`` identifiers can run; binds ``name_i``, ``major_i``, ``minor_i``."""
+    return or_(
+        *(
+            and_(
+                table.c.name == bindparam(f"name_{i}"),
+                table.c.major == bindparam(f"major_{i}", type_=Integer),
+                table.c.minor <= bindparam(f"minor_{i}", type_=Integer),
+            )
+            for i in range(count)
+        )
+    )
+
+
+class Statements:
+    """The hot statements of one dialect."""
+
+    def __init__(self, pg: bool) -> None:
+        self.pg = pg
+        task_id = bindparam("p_task_id", type_=tasks.c.id.type)
+        job_id = bindparam("p_job_id", type_=jobs.c.id.type)
+        now = now_expr(pg)
+        tx_now = [func.now().label("tx_now")] if pg else []
+
+        self.select_task = select(*TASK_COLUMNS, *tx_now).where(tasks.c.id == task_id)
+        self.lock_task = self.select_task.with_for_update()
+        self.save_task = (
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(
+                {name: bindparam(f"v_{name}", type_=tasks.c[name].type) for name in MUTABLE_COLUMNS}
+            )
+        )
+
+        job_name = select(jobs.c.name).where(jobs.c.id == tasks.c.job_id).scalar_subquery()
+        self.claim_values = {
+            "state": RUNNING,
+            "attempt": tasks.c.attempt + 1,
+            "runner_id": bindparam("p_runner_id"),
+            "started_at": now,
+            "stopped_at": None,
+            "lease_expires": later_expr(pg, "lease"),
+            "not_before": None,
+            "publish_pending": False,
+        }
+        self.claim_returning = [
+            tasks.c.id,
+            tasks.c.job_id,
+            tasks.c.parent_id,
+            tasks.c.cluster,
+            tasks.c.name,
+            tasks.c.version,
+            tasks.c.input,
+            tasks.c.display,
+            tasks.c.attempt,
+            tasks.c.retry_count,
+            tasks.c.max_retries,
+            tasks.c.optional_path,
+            tasks.c.timeout,
+            tasks.c.lease_expires,
+            tasks.c.depends_on,
+            tasks.c.started_at,
+            job_name.label("job_name"),
+        ]
+        self.claim = (
+            update(tasks)
+            .where(tasks.c.id == task_id, *claimable(pg, tasks))
+            .values(self.claim_values)
+            .returning(*self.claim_returning)
+        )
+        self.insert_attempt = insert(task_attempts).values(
+            task_id=bindparam("a_task_id", type_=tasks.c.id.type),
+            attempt=bindparam("a_attempt", type_=Integer),
+            runner_id=bindparam("a_runner_id"),
+            started_at=bindparam("a_started_at", type_=UtcDateTime),
+            outcome="running",
+        )
+        self._claim_next: dict[int, Any] = {}
+        self._claim_next_lock = threading.Lock()
+
+        self.lock_job = select(jobs.c.id).where(jobs.c.id == job_id).with_for_update(key_share=True)
+
+        def probe(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+            return exists().where(tasks.c.job_id == job_id, *conditions)
+
+        self.job_facts = select(
+            jobs.c.state,
+            probe(tasks.c.state == RUNNING).label("any_running"),
+            probe(tasks.c.state == FAILED).label("any_failed"),
+            or_(
+                probe(tasks.c.state.in_(DONE)),
+                probe(
+                    tasks.c.state.in_([RUNNING, FAILED]),
+                    or_(tasks.c.attempt > ZERO, tasks.c.retry_count > ZERO),
+                ),
+                # retry_count > 0 implies attempt > 0: a retry follows a failed execution.
+                probe(tasks.c.state == QUEUED, tasks.c.attempt > ZERO),
+            ).label("any_work_done"),
+            ~probe(tasks.c.parent_id.is_(None), ~tasks.c.complete).label("all_roots_complete"),
+        ).where(jobs.c.id == job_id)
+        self.set_job_state = (
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.state != bindparam("p_state"))
+            .values(state=bindparam("p_state"), updated_at=now)
+        )
+
+        guard = [
+            tasks.c.id == task_id,
+            tasks.c.attempt == bindparam("p_attempt", type_=Integer),
+            tasks.c.state == RUNNING,
+        ]
+        self.extend_lease = (
+            update(tasks)
+            .where(*guard)
+            .values(lease_expires=later_expr(pg, "lease"))
+            .returning(tasks.c.lease_expires)
+        )
+        self.set_display = update(tasks).where(*guard).values(display=bindparam("p_display"))
+        self.task_attempt = select(tasks.c.attempt).where(tasks.c.id == task_id)
+        self.end_attempt = (
+            update(task_attempts)
+            .where(
+                task_attempts.c.task_id == task_id,
+                task_attempts.c.attempt == bindparam("p_attempt", type_=Integer),
+            )
+            .values(
+                ended_at=now,
+                outcome=bindparam("p_outcome"),
+                error_type=bindparam("p_error_type"),
+                error_message=bindparam("p_error_message"),
+                error_traceback=bindparam("p_error_traceback"),
+            )
+        )
+        self.mark_complete = (
+            update(tasks).where(tasks.c.id == task_id, ~tasks.c.complete).values(complete=True)
+        )
+        self.task_exists = select(tasks.c.id).where(tasks.c.id == task_id)
+        self.decrement_open_children = (
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(open_children=tasks.c.open_children - 1)
+            .returning(*TASK_COLUMNS)
+        )
+
+        edge = task_dependencies
+        remaining = tasks.c.deps_open - edge.c.n
+        # The dependency lists of dependents that are not ready yet are not sent back (a sink
+        # of a 10^5 fan-in would otherwise return its whole list on every release).
+        returning = [
+            case((tasks.c.deps_open == ZERO, tasks.c.depends_on), else_="").label("depends_on")
+            if column is tasks.c.depends_on
+            else column
+            for column in TASK_COLUMNS
+        ]
+        release_where = [tasks.c.id == edge.c.task_id, edge.c.depends_on_id == task_id]
+        self.release = (
+            update(tasks).where(*release_where).values(deps_open=remaining).returning(*returning)
+        )
+        now_ready = and_(remaining == ZERO, tasks.c.state == QUEUED)
+        self.release_and_publish = (
+            update(tasks)
+            .where(*release_where)
+            .values(
+                deps_open=remaining,
+                publish_pending=case((now_ready, true()), else_=tasks.c.publish_pending),
+                publish_after=case(
+                    (now_ready, later_expr(pg, "lease")), else_=tasks.c.publish_after
+                ),
+            )
+            .returning(*returning)
+        )
+
+    def claim_next(self, identifier_count: int) -> Any:
+        """``UPDATE … WHERE id = (SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)``."""
+        stmt = self._claim_next.get(identifier_count)
+        if stmt is not None:
+            return stmt
+        candidate = tasks.alias("candidate")
+        oldest = (
+            select(candidate.c.id)
+            .where(
+                candidate.c.cluster == bindparam("p_cluster"),
+                identifier_condition(candidate, identifier_count),
+                *claimable(self.pg, candidate),
+            )
+            .order_by(candidate.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == oldest, tasks.c.state == QUEUED, tasks.c.deps_open == ZERO)
+            .values(self.claim_values)
+            .returning(*self.claim_returning)
+        )
+        with self._claim_next_lock:
+            self._claim_next[identifier_count] = stmt
+        return stmt
+
+
+_BY_DIALECT: dict[bool, Statements] = {}
+_LOCK = threading.Lock()
+
+
+def statements(pg: bool) -> Statements:
+    """The statements of PostgreSQL (``pg``) or SQLite, built on first use."""
+    found = _BY_DIALECT.get(pg)
+    if found is None:
+        with _LOCK:
+            found = _BY_DIALECT.get(pg)
+            if found is None:
+                found = _BY_DIALECT[pg] = Statements(pg)
+    return found
