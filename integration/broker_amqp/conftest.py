@@ -145,3 +145,15 @@ def pika_channel(amqp_url: str) -> Iterator[Any]:
 def queue_depth(channel: Any, queue: str) -> int:
     """Messages ready in ``queue`` (a passive declare through pika)."""
     return int(channel.queue_declare(queue, passive=True).method.message_count)
+
+
+def close_connections(rabbitmqctl: RabbitCtl, name_part: str) -> int:
+    """Force-close this vhost's connections whose client-given name contains ``name_part``."""
+    closed = 0
+    for pid, vhost, properties in rabbitmqctl.rows(
+        "list_connections", "pid", "vhost", "client_properties"
+    ):
+        if vhost == rabbitmqctl.vhost and name_part in properties:
+            rabbitmqctl("close_connection", pid, "closed by a conveyor test")
+            closed += 1
+    return closed
