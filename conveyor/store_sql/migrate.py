@@ -7,6 +7,8 @@ start: an empty database is migrated to head; a non-empty one must already be at
 
 from __future__ import annotations
 
+import threading
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -20,6 +22,9 @@ from conveyor.store_sql.engine import create_store_engine, mask_url
 SCRIPT_LOCATION = "conveyor.store_sql:migrations"
 #: pg_advisory_xact_lock key shared with ``migrations/env.py``.
 MIGRATION_LOCK_KEY = 0x636F6E7665796F72
+#: Alembic runs env.py through module-global proxies (``alembic.context``, ``alembic.op``):
+#: migrations in one process must take turns (other processes are kept out by the database).
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def alembic_config() -> Config:
@@ -44,7 +49,7 @@ def _apply(connection: Connection, action: str, revision: str) -> None:
     """Run an alembic command on ``connection`` inside one transaction and commit it."""
     config = alembic_config()
     config.attributes["connection"] = connection
-    with connection.begin():
+    with _ALEMBIC_LOCK, connection.begin():
         if action == "upgrade":
             command.upgrade(config, revision)
         else:
