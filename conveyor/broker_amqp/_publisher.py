@@ -36,7 +36,7 @@ from conveyor.broker_amqp._connection import (
     open_connection,
     pump,
 )
-from conveyor.broker_amqp._topology import Topology
+from conveyor.broker_amqp._topology import QueueSpec, Topology
 from conveyor.core.errors import BrokerUnavailableError
 from conveyor.core.identifiers import TaskIdentifier
 from conveyor.core.model import DispatchMessage, RegisteredIdentifier
@@ -247,14 +247,25 @@ class Publisher:
         self._declared_queues.clear()
         close_quietly(conn, graceful=graceful)
 
-    def _declare(self, channel: Any, messages: Sequence[DispatchMessage]) -> None:
-        topology = self._topology
+    def _specs(self, messages: Sequence[DispatchMessage]) -> list[QueueSpec]:
+        """Each message's queue (computed once per distinct cluster and identifier)."""
+        cache: dict[tuple[str, TaskIdentifier], QueueSpec] = {}
+        specs = []
         for message in messages:
-            spec = topology.queue_for(message.cluster, message.identifier)
+            key = (message.cluster, message.identifier)
+            spec = cache.get(key)
+            if spec is None:
+                spec = cache[key] = self._topology.queue_for(*key)
+            specs.append(spec)
+        return specs
+
+    def _declare(self, channel: Any, specs: Sequence[QueueSpec]) -> None:
+        topology = self._topology
+        for spec in specs:
             if spec.name in self._declared_queues:
                 continue
             if spec.exchange not in self._declared_exchanges:
-                topology.declare_exchange(channel, message.cluster)
+                topology.declare_exchange(channel, spec.cluster)
                 self._declared_exchanges.add(spec.exchange)
             topology.declare_queue(channel, spec)
             self._declared_queues.add(spec.name)
@@ -262,14 +273,13 @@ class Publisher:
     def _publish_once(self, messages: Sequence[DispatchMessage]) -> dict[str, str]:
         """Publish a batch; the unroutable ones (task id → reason). Raises on nacks/timeouts."""
         channel, confirms = self._ensure_channel()
-        self._declare(channel, messages)
+        specs = self._specs(messages)
+        self._declare(channel, specs)
         conn = self._conn_amqp()
-        topology = self._topology
         window = self._window
         confirms.reset()
         publish = channel.basic_publish
-        for message in messages:
-            spec = topology.queue_for(message.cluster, message.identifier)
+        for message, spec in zip(messages, specs, strict=True):
             body, headers = encode(message)
             message_id = str(message.task_id)
             publish(

@@ -53,7 +53,7 @@ class AmqpBroker:
         early_ack_margin: float = 60.0,
         connect_timeout: float = 5.0,
         confirm_timeout: float = 30.0,
-        publish_window: int = 1000,
+        publish_window: int = 4000,
         reconnect_max_delay: float = 5.0,
     ) -> None:
         if heartbeat < 0 or consumer_timeout <= 0 or early_ack_margin < 0:
