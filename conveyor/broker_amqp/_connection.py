@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """Opening, pumping and closing kombu/py-amqp connections.
 
 Neither kombu nor py-amqp is thread-safe: every connection here is used by one thread at a time
@@ -14,8 +15,8 @@ import select
 from typing import Any, Final
 
 import amqp.exceptions
-import kombu
 import kombu.exceptions
+from kombu.connection import Connection
 
 from conveyor.core.errors import BrokerUnavailableError
 
@@ -33,15 +34,13 @@ TRANSPORT_ERRORS: Final[tuple[type[BaseException], ...]] = (
 RPC_TIMEOUT: Final = 15.0
 
 
-def open_connection(
-    url: str, *, heartbeat: float, connect_timeout: float, name: str
-) -> kombu.Connection:
+def open_connection(url: str, *, heartbeat: float, connect_timeout: float, name: str) -> Connection:
     """Connect now (one attempt, no retry loop: callers decide how to back off).
 
     Raises:
         BrokerUnavailableError: unreachable, refused or authentication failed.
     """
-    conn = kombu.Connection(
+    conn = Connection(
         url,
         heartbeat=heartbeat or 0,
         connect_timeout=connect_timeout,
@@ -91,7 +90,7 @@ def pump(amqp_conn: Any, limit: int = 500) -> int:
     return count
 
 
-def close_quietly(conn: kombu.Connection | None, *, graceful: bool) -> None:
+def close_quietly(conn: Connection | None, *, graceful: bool) -> None:
     """Close a connection, never raising. ``graceful`` runs the AMQP close handshake (with a
     short timeout); otherwise the socket is just dropped (the connection is known to be dead)."""
     if conn is None:

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import kombu
+from kombu.connection import Connection
 
 from conveyor.broker_amqp._codec import Decoded, PoisonMessage, decode
 from conveyor.broker_amqp._confirms import ConfirmTracker
@@ -65,6 +65,9 @@ RESUME_DELAY: Final = 0.02
 MAX_PAUSE: Final = 1.0
 #: Longest time a delivery waits for the runner to ``receive`` it before it is given back.
 READY_MAX_AGE: Final = 30.0
+
+#: Failures after which the consumer reconnects.
+_RECOVERABLE: Final[tuple[type[BaseException], ...]] = (*TRANSPORT_ERRORS, BrokerUnavailableError)
 
 _consumer_ids = itertools.count(1)
 
@@ -180,7 +183,7 @@ class AmqpConsumer:
             collections.deque()
         )
         # I/O thread only.
-        self._conn: kombu.Connection | None = None
+        self._conn: Connection | None = None
         self._amqp: Any = None
         self._channel: Any = None
         self._dl_channel: Any = None
@@ -324,7 +327,7 @@ class AmqpConsumer:
                     delay = 0.0
                 try:
                     self._step()
-                except (*TRANSPORT_ERRORS, BrokerUnavailableError) as exc:
+                except _RECOVERABLE as exc:
                     lost_at = time.monotonic()
                     self.stats.connection_losses += 1
                     log.warning(
@@ -433,7 +436,7 @@ class AmqpConsumer:
                 for name in list(self._active):
                     self._pause(name)
                 for delivery in (ready, held):
-                    if self._valid(delivery) and not delivery.early_acked:
+                    if delivery is not None and self._valid(delivery) and not delivery.early_acked:
                         self._channel.basic_reject(delivery.tag, requeue=True)
             except TRANSPORT_ERRORS as exc:
                 log.debug("closing consumer: %r", exc)

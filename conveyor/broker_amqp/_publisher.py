@@ -20,7 +20,7 @@ from typing import Any
 
 import amqp
 import amqp.exceptions
-import kombu
+from kombu.connection import Connection
 
 from conveyor.broker_amqp._codec import (
     CONTENT_TYPE,
@@ -64,7 +64,7 @@ class Publisher:
         self._confirm_timeout = confirm_timeout
         self._window = max(window, 1)
         self._lock = threading.RLock()
-        self._conn: kombu.Connection | None = None
+        self._conn: Connection | None = None
         #: The py-amqp connection under ``_conn`` (kombu's ``.connection`` would reconnect).
         self._amqp: Any = None
         self._channel: Any = None

@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """``AmqpBroker``: the Broker port on RabbitMQ (see the package docstring for the design)."""
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from kombu.connection import Connection
 
 from conveyor.broker_amqp._consumer import AmqpConsumer, ConsumerSettings, ConsumerStats
 from conveyor.broker_amqp._publisher import Publisher
@@ -162,9 +165,7 @@ class AmqpBroker:
 
 
 def _mask(url: str) -> str:
-    import kombu
-
     try:
-        return str(kombu.Connection(url).as_uri())
+        return str(Connection(url).as_uri())
     except Exception:  # only for repr: never fail, never leak a password
         return "amqp://…"
