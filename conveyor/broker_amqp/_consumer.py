@@ -489,15 +489,17 @@ class AmqpConsumer:
                 kind, delivery, names = self._commands.popleft()
             valid = self._valid(delivery)
             if kind == "rotate":
-                for name in list(self._active):
-                    if name not in names:
-                        self._pause(name)
+                self._rotate(names)
                 if valid and delivery is not None:
                     self._give_back(delivery)
-                self._resume(names)
                 continue
             if delivery is None:
                 continue
+            starving = self._starving() if valid else []
+            if starving:
+                # Before the ack frees its consumer's prefetch slot: otherwise the broker would
+                # push that queue's next message at once, ahead of the starving queues again.
+                self._rotate(starving)
             if not valid:
                 log.debug("%s of %r: its channel is gone, nothing sent", kind, delivery)
             elif delivery.early_acked:
@@ -506,6 +508,22 @@ class AmqpConsumer:
                 self._channel.basic_ack(delivery.tag)
             else:
                 self._give_back(delivery)
+
+    def _starving(self) -> list[str]:
+        """Queues paused for ``MAX_PAUSE`` or longer, while the runner is idle (fairness)."""
+        now = time.monotonic()
+        with self._cond:
+            if self._held is not None or self._closing:
+                return []
+            return [name for name, since in self._paused.items() if now - since >= MAX_PAUSE]
+
+    def _rotate(self, starving: Sequence[str]) -> None:
+        """Give queues paused for long their turn: cancel the active ones, consume those.
+        If they turn out empty, the next idle ``receive`` consumes everything again."""
+        for name in list(self._active):
+            if name not in starving:
+                self._pause(name)
+        self._resume(starving)
 
     def _run_timers(self) -> None:
         now = time.monotonic()

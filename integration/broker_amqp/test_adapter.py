@@ -177,3 +177,37 @@ def test_invalid_settings_are_rejected() -> None:
         AmqpBroker("amqp://localhost//", queue_type="lazy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="namespace"):
         AmqpBroker("amqp://localhost//", namespace="has.dots and spaces")
+
+
+def test_a_backlog_in_one_version_does_not_starve_another(
+    make_broker: Callable[..., AmqpBroker],
+) -> None:
+    # Given: a consumer at v1.1 working through a backlog of v1.0 messages (5 ms each)
+    broker = make_broker(queue_type="classic")
+    broker.publish([message(version="v1.0") for _ in range(1000)])
+    consumer = broker.consumer("default", [RegisteredIdentifier("Leaf", 1, 1)])
+    try:
+        first = consumer.receive(5)
+        assert first is not None
+        time.sleep(0.005)
+        first.ack()
+        time.sleep(0.2)
+        # When: one v1.1 message arrives (while a v1.0 one is held: it is given back)
+        late = message(version="v1.1")
+        broker.publish([late])
+        published = time.monotonic()
+        # Then: it is taken long before the backlog is drained
+        taken = 0
+        while True:
+            delivery = consumer.receive(5)
+            assert delivery is not None
+            taken += 1
+            if delivery.task_id == late.task_id:
+                delivery.ack()
+                break
+            time.sleep(0.005)
+            delivery.ack()
+        assert time.monotonic() - published < 3.0
+        assert taken < 700
+    finally:
+        consumer.close()
