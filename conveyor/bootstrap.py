@@ -1,26 +1,22 @@
 """The composition root: builds adapters from URLs and wires the orchestrator.
 
-The only module that knows every adapter. Adapters are imported lazily, so a user of the
-in-memory mode never needs SQL or AMQP drivers installed.
+The only module that knows every adapter. Adapters are imported lazily, so the in-memory mode
+needs no SQL or AMQP driver, and a bad URL fails here, at start, with one clear message that
+names it (password masked) instead of somewhere deep in a runner.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from conveyor.config import Settings
 from conveyor.core.ports import Broker, Store
 from conveyor.core.service import Orchestrator
 from conveyor.core.usecases import Policy
 
-#: Environment variables read when a URL is not passed explicitly.
-DATABASE_URL_ENV = "CONVEYOR_DATABASE_URL"
-BROKER_URL_ENV = "CONVEYOR_BROKER_URL"
-
-STORE_SCHEMES = ("memory",)
-BROKER_SCHEMES = ("memory", "none")
+STORE_SCHEMES = ("postgresql", "sqlite", "memory")
+BROKER_SCHEMES = ("amqp", "amqps", "none", "memory")
 
 
 class ConfigurationError(ValueError):
@@ -31,23 +27,28 @@ def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (for logs and error messages)."""
     try:
         parts = urlsplit(url)
+        password = parts.password
     except ValueError:
+        password = None
+        parts = None
+    if parts is None:
         return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
-    if parts.password is None:
+    if password is None:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
     user = parts.username or ""
-    host = netloc[1] if len(netloc) == 2 else ""
+    host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _scheme(url: str, what: str, supported: tuple[str, ...]) -> str:
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(
-            f"Invalid {what} {mask_url(str(url))!r}: expected a URL like "
-            f"{supported[0]}://… (supported schemes: {', '.join(supported)})"
+            f"Invalid {what} {mask_url(str(url))!r}: expected a URL such as "
+            f"{supported[0]}://… (supported: {', '.join(s + '://' for s in supported)})"
         )
     scheme = url.split("://", 1)[0].lower().split("+", 1)[0]
+    if scheme == "postgres":
+        scheme = "postgresql"
     if scheme not in supported:
         raise ConfigurationError(
             f"Unsupported {what} scheme {scheme!r} in {mask_url(url)!r}; "
@@ -56,44 +57,63 @@ def _scheme(url: str, what: str, supported: tuple[str, ...]) -> str:
     return scheme
 
 
-@dataclass(frozen=True)
-class Urls:
-    database_url: str
-    broker_url: str
-
-
-def resolve_urls(database_url: str | None, broker_url: str | None) -> Urls:
-    """Explicit arguments win, then ``CONVEYOR_*`` environment variables, then the defaults."""
-    db = database_url or os.environ.get(DATABASE_URL_ENV) or "memory://"
-    broker = broker_url or os.environ.get(BROKER_URL_ENV) or "memory://"
-    return Urls(db, broker)
-
-
 def build_store(url: str) -> Store:
-    _scheme(url, "database URL", STORE_SCHEMES)
-    from conveyor.memory.store import InMemoryStore
+    """A store for ``memory://``, ``sqlite:///path`` or ``postgresql://…``.
 
-    return InMemoryStore()
+    Raises:
+        ConfigurationError: an unsupported or malformed URL.
+        StoreUnavailableError: the database cannot be reached.
+        SchemaOutdatedError: the database is behind the code (run ``conveyor db upgrade``).
+    """
+    scheme = _scheme(url, "database URL", STORE_SCHEMES)
+    if scheme == "memory":
+        from conveyor.memory.store import InMemoryStore
+
+        return InMemoryStore()
+    from conveyor.store_sql import SqlStore
+
+    if scheme == "postgresql" and url.split("://", 1)[0].lower() == "postgres":
+        url = "postgresql" + url[len("postgres") :]
+    try:
+        return SqlStore(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"Invalid database URL {mask_url(url)!r}: {exc}") from None
 
 
-def build_broker(url: str) -> Broker:
+def build_broker(url: str, settings: Settings | None = None) -> Broker:
+    """A broker for ``amqp(s)://…``, ``none://`` (poll the store) or ``memory://``."""
     scheme = _scheme(url, "broker URL", BROKER_SCHEMES)
     if scheme == "none":
         from conveyor.core.polling import PollingDispatcher
 
         return PollingDispatcher()
-    from conveyor.memory.broker import InMemoryBroker
+    if scheme == "memory":
+        from conveyor.memory.broker import InMemoryBroker
 
-    return InMemoryBroker()
+        return InMemoryBroker()
+    from conveyor.broker_amqp import DEFAULT_QUEUE_TYPE, AmqpBroker
+
+    settings = settings or Settings()
+    return AmqpBroker(
+        url,
+        namespace=settings.amqp_namespace,
+        queue_type=settings.amqp_queue_type or DEFAULT_QUEUE_TYPE,
+        consumer_timeout=settings.amqp_consumer_timeout,
+    )
 
 
-def build_orchestrator(
-    database_url: str | None = None,
-    broker_url: str | None = None,
-    policy: Policy | None = None,
-) -> Orchestrator:
-    """Build store and broker from URLs (or the environment) and wire them."""
-    urls = resolve_urls(database_url, broker_url)
-    store = build_store(urls.database_url)
-    broker = build_broker(urls.broker_url)
-    return Orchestrator(store, broker, policy)
+def build_orchestrator(settings: Settings) -> Orchestrator:
+    """Build store and broker from the settings and wire them.
+
+    ``memory://`` as the store implies an in-process broker unless one is named: a broker
+    shared between processes cannot serve a store that is not.
+    """
+    db_url = settings.resolved_database_url()
+    broker_url = settings.broker_url or ("memory://" if db_url == "memory://" else "none://")
+    store = build_store(db_url)
+    try:
+        broker = build_broker(broker_url, settings)
+    except BaseException:
+        store.close()
+        raise
+    return Orchestrator(store, broker, Policy(crash_limit=settings.crash_limit))

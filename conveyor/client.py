@@ -6,6 +6,7 @@ hangs off it. A client is safe to share between threads, including from inside `
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 
 from conveyor.bootstrap import build_orchestrator
 from conveyor.caches import NoCache
+from conveyor.config import Settings
 from conveyor.core.context import DEFAULT_MAX_INPUT_BYTES, new_task_spec
 from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, validate_slug
 from conveyor.core.model import Cluster, Job, JobQuery, JobState, TaskRecord
@@ -47,12 +49,17 @@ class Client:
     """Entry point: ``client.jobs()``, ``client.clusters()``, ``client.runner(...)``.
 
     Args:
-        database_url: the state store (``memory://``); default from ``CONVEYOR_DATABASE_URL``.
-        broker_url: dispatch (``memory://`` or ``none://`` to let runners poll the store);
-            default from ``CONVEYOR_BROKER_URL``.
+        database_url: the state store: ``postgresql://…``, ``sqlite:///path`` or
+            ``memory://``; default ``CONVEYOR_DATABASE_URL``, else the embedded SQLite file in
+            ``CONVEYOR_HOME`` (``~/.conveyor``).
+        broker_url: dispatch: ``amqp://…`` (RabbitMQ), ``none://`` (runners claim from the
+            store) or ``memory://`` (in-process); default ``CONVEYOR_BROKER_URL``, else
+            ``none://`` (``memory://`` with a ``memory://`` store).
         max_input_bytes: cap on one task's serialised input (default 1 MiB).
         policy: state-rule tunables (crash limit, retry back-off, …).
         store, broker: custom adapters implementing ``conveyor.core.ports`` (instead of URLs).
+        settings: every other tunable (``conveyor.config.Settings``); default from the
+            environment.
     """
 
     def __init__(
@@ -64,13 +71,22 @@ class Client:
         policy: Policy | None = None,
         store: Store | None = None,
         broker: Broker | None = None,
+        settings: Settings | None = None,
     ) -> None:
         if store is not None or broker is not None:
             if store is None or broker is None:
                 raise ValueError("Pass both store= and broker= to use custom adapters")
             self.service = Orchestrator(store, broker, policy)
         else:
-            self.service = build_orchestrator(database_url, broker_url, policy)
+            overrides = {"database_url": database_url, "broker_url": broker_url}
+            overrides = {k: v for k, v in overrides.items() if v is not None}
+            base = settings or Settings()
+            self.settings = base.model_copy(update=overrides) if overrides else base
+            self.service = build_orchestrator(self.settings)
+            if policy is not None:
+                self.service.policy = dataclasses.replace(
+                    policy, publish=self.service.broker.requires_publish
+                )
         self.max_input_bytes = max_input_bytes
 
     def jobs(self) -> JobClient:

@@ -1,134 +1,122 @@
-"""The ``conveyor`` command line (click). Logs are quiet by default; ``-v`` shows more."""
+"""The ``conveyor`` command line.
+
+Every command reads its configuration from flags and ``CONVEYOR_*`` environment variables.
+Errors print one line naming the problem and the fix (exit 2 for usage, 1 at runtime); `-v`
+adds the traceback. Logs are quiet by default.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
-import time
+import traceback
+from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from pydantic import ValidationError
 
 from conveyor import __version__
-from conveyor.core.model import JobState, TaskState
+from conveyor.bootstrap import ConfigurationError
+from conveyor.cli._app import App
+from conveyor.cli.admin import clusters, db, doctor, runners
+from conveyor.cli.demo import demo
+from conveyor.cli.jobs import cancel, jobs, retry, submit
+from conveyor.cli.worker import monitor, worker
+from conveyor.config import Settings
+from conveyor.core.errors import ConveyorError
 
-console = Console()
-err_console = Console(stderr=True)
+#: Runtime errors shown as one line (exit 1); anything else is a bug and shows a traceback.
+EXPECTED_ERRORS = (ConveyorError, ConfigurationError, TimeoutError, OSError)
 
 
-def _configure_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+class ConveyorGroup(click.Group):
+    """Turns expected errors into one clear line on stderr."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except EXPECTED_ERRORS as exc:
+            self._fail(ctx, exc)
+        except ValueError as exc:  # API validation (e.g. a cluster name taken)
+            self._fail(ctx, exc)
+
+    @staticmethod
+    def _fail(ctx: click.Context, exc: BaseException) -> None:
+        app = ctx.find_object(App)
+        if app is not None and app.verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        ctx.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="conveyor")
-@click.option("-v", "--verbose", count=True, help="Show more logs (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.group(
+    "conveyor",
+    cls=ConveyorGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "--version", prog_name="conveyor")
+@click.option(
+    "--database-url",
+    envvar="CONVEYOR_DATABASE_URL",
+    metavar="URL",
+    help="State store: postgresql://…, sqlite:///path or memory:// "
+    "[env CONVEYOR_DATABASE_URL; default: the embedded SQLite file in ~/.conveyor].",
+)
+@click.option(
+    "--broker-url",
+    envvar="CONVEYOR_BROKER_URL",
+    metavar="URL",
+    help="Dispatch: amqp://… (RabbitMQ) or none:// (runners claim from the database) "
+    "[env CONVEYOR_BROKER_URL; default none://].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option("-v", "--verbose", count=True, help="More logs (-v info, -vv debug) and tracebacks.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    database_url: str | None,
+    broker_url: str | None,
+    as_json: bool,
+    verbose: int,
+) -> None:
     """conveyor: workflows of Python tasks, run by any number of task runners.
 
     \b
-    Try it with nothing installed:
-      conveyor demo
-    """
-    _configure_logging(verbose)
-
-
-@cli.command()
-@click.option("--scenes", default=24, show_default=True, help="Scenes to fan out to.")
-@click.option("--runners", "runner_count", default=3, show_default=True,
-              help="Task runners working in parallel (threads in this process).")
-def demo(scenes: int, runner_count: int) -> None:
-    """Run a sample workflow end to end and print what happened.
-
-    A catalog task fans out one task per scene; each scene renders tiles as its own subtasks;
-    a mosaic step waits for every scene and all of their tiles; one in seven scenes fails once
-    and succeeds on retry. Runs in memory: no database or broker needed.
-
+    Get going with nothing installed (state lives in ~/.conveyor/conveyor.db):
+      conveyor demo                          run a sample workflow and see what happened
+      conveyor worker myflows.tasks          start a runner for your task classes
+      conveyor submit myflows.tasks:Ingest '"2026-11-28"' --wait
+      conveyor jobs list                     then `conveyor jobs show JOB_ID`
     \b
-    Example:
-      conveyor demo --scenes 40 --runners 4
+    In production point every process at PostgreSQL and RabbitMQ:
+      export CONVEYOR_DATABASE_URL=postgresql://user:pass@db/conveyor
+      export CONVEYOR_BROKER_URL=amqp://user:pass@rabbit:5672/
+    \b
+    Shell completion (bash; zsh/fish alike):
+      eval "$(_CONVEYOR_COMPLETE=bash_source conveyor)"
     """
-    from conveyor.client import Client
-    from conveyor.demo import runners, submit
-
-    if scenes < 1 or runner_count < 1:
-        raise click.BadParameter("--scenes and --runners must be at least 1")
-    client = Client("memory://", "memory://")
-    job = submit(client, scenes)
-    console.print(f"Submitted job [bold]{job.name}[/] ({job.id}) with {runner_count} runners")
-    workers = runners(client, runner_count)
-    threads = [threading.Thread(target=w.run_forever, daemon=True) for w in workers]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    with Progress(
-        TextColumn("[bold]{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bars:
-        handles: dict[str | None, int] = {}
-        while True:
-            current = client.jobs().find(job)
-            for indicator in current.progress:
-                if indicator.label not in handles:
-                    handles[indicator.label] = bars.add_task(indicator.label or "progress")
-                bars.update(
-                    handles[indicator.label], total=indicator.total, completed=indicator.done
-                )
-            if current.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED):
-                break
-            time.sleep(0.05)
-    for worker in workers:
-        worker.stop()
-    for thread in threads:
-        thread.join(5)
-    elapsed = time.monotonic() - started
-    _print_summary(client, current.id, elapsed)
-    client.close()
-    sys.exit(0 if current.state is JobState.COMPLETED else 1)
-
-
-def _print_summary(client: object, job_id: object, elapsed: float) -> None:
-    from conveyor.client import Client
-
-    assert isinstance(client, Client)
-    job = client.jobs().find(job_id)  # type: ignore[arg-type]
-    tasks = list(client.jobs().tasks(job))
-    stats = job.execution_stats
-    colour = "green" if job.state is JobState.COMPLETED else "red"
-    console.print(f"\nJob [bold]{job.name}[/]: [{colour} bold]{job.state}[/] in {elapsed:.2f}s")
-    table = Table(title="Tasks", show_edge=False, header_style="bold")
-    for column in ("task", "count", "retries", "state"):
-        table.add_column(column, justify="right" if column in ("count", "retries") else "left")
-    by_name: dict[str, list[object]] = {}
-    for task in tasks:
-        by_name.setdefault(task.identifier.name, []).append(task)
-    for name, group in by_name.items():
-        states = sorted({t.state for t in group})  # type: ignore[attr-defined]
-        retries = sum(t.retry_count for t in group)  # type: ignore[attr-defined]
-        table.add_row(name, str(len(group)), str(retries), ", ".join(s.value for s in states))
-    console.print(table)
-    retried = [t for t in tasks if t.retry_count]
-    for task in retried:
-        console.print(f"  [yellow]retried[/] {task.display}: succeeded on attempt {task.attempt}")
-    console.print(
-        f"\n{stats.total_tasks} tasks, compute {stats.compute_time.total_seconds():.2f}s, "
-        f"parallelism {stats.parallelism:.1f}, "
-        f"{sum(1 for t in tasks if t.state is TaskState.COMPUTED)} computed"
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    overrides = {"database_url": database_url, "broker_url": broker_url}
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v})
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid configuration: {exc}") from None
+    app = App(settings=settings, verbose=verbose, as_json=as_json)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+for command in (demo, worker, monitor, submit, retry, cancel, jobs, clusters, runners, db, doctor):
+    cli.add_command(command)
 
 
 def main() -> None:
-    cli()
+    cli(prog_name="conveyor")
 
 
 if __name__ == "__main__":

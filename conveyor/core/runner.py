@@ -197,6 +197,13 @@ class TaskRunner:
                     log.warning("runner %s: %s; retrying in 1s", self.id, exc)
                     self._sweeps_paused_until = time.monotonic() + self.settings.lease
                     self._stop.wait(1.0)
+                except Exception:
+                    if until_idle:
+                        raise
+                    # A bug must not silently kill a long-running runner: the task's lease
+                    # expires and it runs elsewhere; this runner goes on.
+                    log.exception("runner %s: unexpected error; continuing", self.id)
+                    self._stop.wait(1.0)
         finally:
             consumer.close()
 

@@ -17,9 +17,7 @@ def test_one_sweep_requeues_publishes_and_marks_silent_runners() -> None:
     broker = InMemoryBroker()
     service = Orchestrator(InMemoryStore(clock.now), broker)
     task_id = TaskId(uuid7())
-    service.submit_job(
-        "m", [NewTask(task_id, "default", TaskIdentifier("A", "v1.0"), b"", "A")]
-    )
+    service.submit_job("m", [NewTask(task_id, "default", TaskIdentifier("A", "v1.0"), b"", "A")])
     assert service.claim(task_id, "dead-runner", 10) is not None
     now = clock.now()
     service.register_runner(RunnerInfo("dead-runner", "default", "h", 1, (), now, now))

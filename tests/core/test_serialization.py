@@ -138,7 +138,14 @@ def test_type_directed_decoding_of_unions_literals_and_collections() -> None:
     assert from_jsonable(1.5, dt.timedelta) == dt.timedelta(seconds=1.5)
     assert from_jsonable("12:30:00", dt.time) == dt.time(12, 30)
     assert from_jsonable(2, float) == 2.0
-    for value, hint in [(True, int), ("1", int), (1, bool), ("x", float), (1, str), ({}, list[int])]:
+    for value, hint in [
+        (True, int),
+        ("1", int),
+        (1, bool),
+        ("x", float),
+        (1, str),
+        ({}, list[int]),
+    ]:
         with pytest.raises(TypeError):
             from_jsonable(value, hint)
     assert to_jsonable(dt.timedelta(seconds=2)) == 2.0
