@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Dialect,
     Float,
     Integer,
     String,
@@ -179,7 +180,7 @@ class Statements:
             tasks.c.started_at,
             job_name.label("job_name"),
         ]
-        self.claim = (
+        self.claim = self.with_attempt_row(
             update(tasks)
             .where(tasks.c.id == task_id, *claimable(pg, tasks))
             .values(self.claim_values)
@@ -194,6 +195,8 @@ class Statements:
         )
         self._claim_next: dict[int, Any] = {}
         self._claim_next_lock = threading.Lock()
+        self._compiled: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._keep: list[Any] = []
 
         self.lock_job = select(jobs.c.id).where(jobs.c.id == job_id).with_for_update(key_share=True)
 
@@ -261,14 +264,10 @@ class Statements:
 
         edge = task_dependencies
         remaining = tasks.c.deps_open - edge.c.n
-        # The dependency lists of dependents that are not ready yet are not sent back (a sink
-        # of a 10^5 fan-in would otherwise return its whole list on every release).
-        returning = [
-            case((tasks.c.deps_open == ZERO, tasks.c.depends_on), else_="").label("depends_on")
-            if column is tasks.c.depends_on
-            else column
-            for column in TASK_COLUMNS
-        ]
+        # Only what tells whether a dependent became ready comes back: the full rows of the
+        # (few) released ones are read afterwards. A sink of a 10^5 fan-in would otherwise send
+        # its whole dependency list back on every release.
+        returning = [tasks.c.id, tasks.c.state, tasks.c.deps_open]
         release_where = [tasks.c.id == edge.c.task_id, edge.c.depends_on_id == task_id]
         self.release = (
             update(tasks).where(*release_where).values(deps_open=remaining).returning(*returning)
@@ -286,6 +285,41 @@ class Statements:
             )
             .returning(*returning)
         )
+
+    def driver_sql(self, stmt: Any, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+        """``stmt`` compiled once for ``dialect``: its SQL text and its literal parameters."""
+        found = self._compiled.get(id(stmt))
+        if found is None:
+            compiled = stmt.compile(dialect=dialect)
+            found = (str(compiled), dict(compiled.params))
+            with self._claim_next_lock:
+                self._compiled[id(stmt)] = found
+                self._keep.append(stmt)  # ids stay unique while the statement lives
+        return found
+
+    def with_attempt_row(self, claim: Any) -> Any:
+        """On PostgreSQL, the claim and the INSERT of its attempt row in one statement::
+
+            WITH claimed AS (UPDATE tasks … RETURNING …),
+                 recorded AS (INSERT INTO task_attempts SELECT … FROM claimed)
+            SELECT * FROM claimed
+
+        SQLite has no data-modifying CTEs: there ``SqlTx`` inserts the attempt row itself.
+        """
+        if not self.pg:
+            return claim
+        claimed = claim.cte("claimed")
+        recorded = insert(task_attempts).from_select(
+            ["task_id", "attempt", "runner_id", "started_at", "outcome"],
+            select(
+                claimed.c.id,
+                claimed.c.attempt,
+                bindparam("p_runner_id"),
+                claimed.c.started_at,
+                lit("running"),
+            ),
+        )
+        return select(claimed).add_cte(recorded.cte("recorded"))
 
     def claim_next(self, identifier_count: int) -> Any:
         """``UPDATE … WHERE id = (SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)``."""
@@ -305,7 +339,7 @@ class Statements:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        stmt = (
+        stmt = self.with_attempt_row(
             update(tasks)
             .where(tasks.c.id == oldest, tasks.c.state == QUEUED, tasks.c.deps_open == ZERO)
             .values(self.claim_values)

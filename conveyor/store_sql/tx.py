@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Row,
     Text,
     and_,
@@ -264,6 +265,9 @@ class SqlTx:
         self._now: dt.datetime | None = None
         #: Current attempt of tasks this transaction locked or claimed (rows it alone may change).
         self._attempts: dict[TaskId, int] = {}
+        #: Stored state of jobs whose facts this transaction read under the job row's lock (PG)
+        #: or its exclusive write lock (SQLite): set_job_state skips writing the same state.
+        self._job_states: dict[JobId, str] = {}
 
     @property
     def connection(self) -> Connection:
@@ -289,6 +293,20 @@ class SqlTx:
             for name, value in seconds.items():
                 params[f"{name}_at"] = now + dt.timedelta(seconds=value)
         return params
+
+    def _hot(self, stmt: Any, params: dict[str, Any]) -> CursorResult[Any]:
+        """Run a prebuilt statement of :mod:`.statements`.
+
+        On PostgreSQL its SQL was compiled once and is sent as is (``exec_driver_sql``):
+        SQLAlchemy's per-execution work on a statement (cache key, compiled-cache lookup,
+        result processing) cost more CPU than PostgreSQL spent running it. psycopg already
+        returns the Python types conveyor uses (UUID, aware UTC datetimes, bytes). SQLite
+        needs SQLAlchemy's type processing (UUIDs and times are text there).
+        """
+        if not self._pg:
+            return self._conn.execute(stmt, params)
+        sql, defaults = self._sql.driver_sql(stmt, self._conn.dialect)
+        return self._conn.exec_driver_sql(sql, {**defaults, **params})
 
     def _prime_now(self, value: dt.datetime | None) -> None:
         if self._now is None and value is not None:
@@ -372,8 +390,12 @@ class SqlTx:
 
     def set_job_state(self, job_id: JobId, state: JobState) -> bool:
         """A conditional UPDATE: the (hot) job row is written only when the state changes."""
+        if self._job_states.get(job_id) == state.value:
+            return False
         params = {"p_job_id": job_id, "p_state": state.value, **self.times()}
-        if self._conn.execute(self._sql.set_job_state, params).rowcount:
+        if self._hot(self._sql.set_job_state, params).rowcount:
+            if job_id in self._job_states:
+                self._job_states[job_id] = state.value
             return True
         if self._conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
             raise JobNotFoundError(f"No job with id {job_id}")
@@ -390,11 +412,12 @@ class SqlTx:
         which in the use cases is the job-state write and the commit.
         """
         params = {"p_job_id": job_id}
-        if self._pg and self._conn.execute(self._sql.lock_job, params).first() is None:
+        if self._pg and self._hot(self._sql.lock_job, params).first() is None:
             raise JobNotFoundError(f"No job with id {job_id}")
-        row = self._conn.execute(self._sql.job_facts, params).first()
+        row = self._hot(self._sql.job_facts, params).first()
         if row is None:
             raise JobNotFoundError(f"No job with id {job_id}")
+        self._job_states[job_id] = row.state
         return JobFacts(
             state=JobState(row.state),
             any_running=bool(row.any_running),
@@ -422,6 +445,7 @@ class SqlTx:
         return [_job_from(r._mapping) for r in self._conn.execute(stmt)]
 
     def delete_job(self, job_id: JobId) -> bool:
+        self._job_states.pop(job_id, None)
         job_tasks = select(tasks.c.id).where(tasks.c.job_id == job_id).scalar_subquery()
         for table in (task_progress, task_attempts, task_dependencies):
             self._conn.execute(delete(table).where(table.c.task_id.in_(job_tasks)))
@@ -473,7 +497,7 @@ class SqlTx:
 
     def _select_task(self, task_id: TaskId, lock: bool) -> TaskRecord | None:
         stmt = self._sql.lock_task if lock else self._sql.select_task
-        row = self._conn.execute(stmt, {"p_task_id": task_id}).first()
+        row = self._hot(stmt, {"p_task_id": task_id}).first()
         if row is None:
             return None
         mapping = row._mapping
@@ -493,7 +517,7 @@ class SqlTx:
     def save_task(self, task: TaskRecord) -> None:
         params = {f"v_{k}": v for k, v in _mutable_values(task).items()}
         params["p_task_id"] = task.id
-        if not self._conn.execute(self._sql.save_task, params).rowcount:
+        if not self._hot(self._sql.save_task, params).rowcount:
             raise TaskNotFoundError(f"No task with id {task.id}")
         if task.id in self._attempts:
             self._attempts[task.id] = task.attempt
@@ -511,15 +535,16 @@ class SqlTx:
             return None
         self._prime_now(row.started_at)
         self._attempts[row.id] = row.attempt
-        self._conn.execute(
-            self._sql.insert_attempt,
-            {
-                "a_task_id": row.id,
-                "a_attempt": row.attempt,
-                "a_runner_id": runner_id,
-                "a_started_at": row.started_at,
-            },
-        )
+        if not self._pg:  # on PostgreSQL the claim statement inserted it
+            self._conn.execute(
+                self._sql.insert_attempt,
+                {
+                    "a_task_id": row.id,
+                    "a_attempt": row.attempt,
+                    "a_runner_id": runner_id,
+                    "a_started_at": row.started_at,
+                },
+            )
         return ClaimedTask(
             id=row.id,
             job_id=row.job_id,
@@ -542,7 +567,7 @@ class SqlTx:
         """One ``UPDATE … WHERE <dispatchable> RETURNING`` plus the attempt row's INSERT."""
         check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
         params = {"p_task_id": task_id, "p_runner_id": runner_id, **self.times(lease=lease_seconds)}
-        row = self._conn.execute(self._sql.claim, params).first()
+        row = self._hot(self._sql.claim, params).first()
         return self._finish_claim(row, runner_id)
 
     def claim_next(
@@ -559,7 +584,7 @@ class SqlTx:
         params = {"p_cluster": cluster, "p_runner_id": runner_id, **self.times(lease=lease_seconds)}
         params.update(_identifier_params(identifiers))
         stmt = self._sql.claim_next(len(identifiers))
-        return self._finish_claim(self._conn.execute(stmt, params).first(), runner_id)
+        return self._finish_claim(self._hot(stmt, params).first(), runner_id)
 
     def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
         if not identifiers:
@@ -580,26 +605,26 @@ class SqlTx:
         self, task_id: TaskId, attempt: int, lease_seconds: float
     ) -> dt.datetime | None:
         params = {"p_task_id": task_id, "p_attempt": attempt, **self.times(lease=lease_seconds)}
-        row = self._conn.execute(self._sql.extend_lease, params).first()
+        row = self._hot(self._sql.extend_lease, params).first()
         return row.lease_expires if row is not None else None
 
     def set_display(self, task_id: TaskId, attempt: int, display: str) -> bool:
         check_text(display, "The task display", MAX_DISPLAY)
         params = {"p_task_id": task_id, "p_attempt": attempt, "p_display": display}
-        return bool(self._conn.execute(self._sql.set_display, params).rowcount)
+        return bool(self._hot(self._sql.set_display, params).rowcount)
 
     def decrement_open_children(self, task_id: TaskId) -> TaskRecord:
         """``UPDATE … SET open_children = open_children - 1 … RETURNING``."""
-        row = self._conn.execute(self._sql.decrement_open_children, {"p_task_id": task_id}).first()
+        row = self._hot(self._sql.decrement_open_children, {"p_task_id": task_id}).first()
         if row is None:
             raise TaskNotFoundError(f"No task with id {task_id}")
         return _task_from(row._mapping)
 
     def mark_complete(self, task_id: TaskId) -> bool:
         params = {"p_task_id": task_id}
-        if self._conn.execute(self._sql.mark_complete, params).rowcount:
+        if self._hot(self._sql.mark_complete, params).rowcount:
             return True
-        if self._conn.execute(self._sql.task_exists, params).first() is None:
+        if self._hot(self._sql.task_exists, params).first() is None:
             raise TaskNotFoundError(f"No task with id {task_id}")
         return False
 
@@ -607,15 +632,17 @@ class SqlTx:
         """One ``UPDATE … FROM task_dependencies … RETURNING``; concurrent releases of one
         dependent serialise on its row, so exactly one of them sees ``deps_open`` reach 0."""
         if publish_lease is None:
-            rows = self._conn.execute(self._sql.release, {"p_task_id": task_id})
+            rows = self._hot(self._sql.release, {"p_task_id": task_id})
         else:
             params = {"p_task_id": task_id, **self.times(lease=publish_lease)}
-            rows = self._conn.execute(self._sql.release_and_publish, params)
-        released = [
-            _task_from(r._mapping)
-            for r in rows
-            if r.state == TaskState.QUEUED.value and r.deps_open == 0
-        ]
+            rows = self._hot(self._sql.release_and_publish, params)
+        ready = [r.id for r in rows if r.state == TaskState.QUEUED.value and r.deps_open == 0]
+        if not ready:
+            return []
+        released: list[TaskRecord] = []
+        for chunk in _chunks(sorted(ready)):
+            stmt = select(*TASK_COLUMNS).where(tasks.c.id.in_(list(chunk)))
+            released += [_task_from(r._mapping) for r in self._conn.execute(stmt)]
         return sorted(released, key=lambda t: t.id)
 
     def queued_descendants(self, task_id: TaskId) -> list[TaskId]:
@@ -732,7 +759,7 @@ class SqlTx:
             "p_error_traceback": clean_text(error.traceback) if error else None,
             **self.times(),
         }
-        self._conn.execute(self._sql.end_attempt, params)
+        self._hot(self._sql.end_attempt, params)
 
     def task_attempts(self, task_id: TaskId) -> list[AttemptRecord]:
         rows = self._conn.execute(
@@ -759,7 +786,7 @@ class SqlTx:
         """Replace the attempt's indicators (labels not named again are dropped)."""
         current = self._attempts.get(task_id)
         if current is None:
-            current = self._conn.execute(self._sql.task_attempt, {"p_task_id": task_id}).scalar()
+            current = self._hot(self._sql.task_attempt, {"p_task_id": task_id}).scalar()
         if current != attempt:
             return False
         if not progress:
