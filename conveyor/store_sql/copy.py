@@ -22,6 +22,6 @@ def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Non
     driver = conn.connection.driver_connection
     assert driver is not None
     sql = f'COPY "{table.name}" ({quoted}) FROM STDIN'
-    with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+    with driver.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([row[name] for name in columns])

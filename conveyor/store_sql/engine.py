@@ -1,7 +1,8 @@
 """Engines for the supported databases, and the classification of driver errors.
 
 * PostgreSQL through psycopg 3: ``postgresql://``, ``postgres://`` and ``postgresql+psycopg://``
-  URLs (the first two are normalised to the psycopg driver). Sessions run in UTC.
+  URLs (the first two are normalised to the psycopg driver). No startup ``options`` are sent
+  (PgBouncer refuses them): timestamps are converted to UTC in Python.
 * SQLite through the standard library: ``sqlite:///path`` (the folder is created) or
   ``sqlite://`` in memory. WAL journal, a busy timeout, foreign keys on, and every transaction
   opened with ``BEGIN IMMEDIATE``: writers queue for the write lock up front instead of
@@ -80,7 +81,6 @@ def create_store_engine(
     if parsed.get_backend_name() == "postgresql":
         pg_args: dict[str, Any] = {
             "connect_timeout": max(round(connect_timeout), 1),
-            "options": "-c timezone=UTC",
             "application_name": "conveyor",
         }
         if pooled:
@@ -112,7 +112,7 @@ def create_store_engine(
     def _on_connect(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         # Hand transaction control to SQLAlchemy's "begin" event below (the driver's own
         # implicit BEGIN would be DEFERRED).
-        dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+        dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -80,7 +81,7 @@ class SqlStore:
         # One in-memory SQLite connection is shared: transactions must take turns.
         self._serial = threading.RLock() if is_memory_sqlite(parsed) else None
         try:
-            self._retrying(self._check_schema, migrate)
+            self._retrying(partial(self._check_schema, migrate))
         except BaseException:
             self._engine.dispose()
             raise
@@ -100,7 +101,7 @@ class SqlStore:
         translated: a unique-key violation → AlreadyExistsError, a value the database rejects →
         ValueError, anything else → InfrastructureError.
         """
-        return self._retrying(self._run_once, fn)
+        return self._retrying(partial(self._run_once, fn))
 
     def _run_once(self, fn: Callable[[SqlTx], T]) -> T:
         if self._serial is not None:
@@ -112,13 +113,13 @@ class SqlStore:
         with self._engine.connect() as connection, connection.begin():
             return fn(SqlTx(connection))
 
-    def _retrying(self, call: Callable[..., T], *args: object) -> T:
+    def _retrying(self, call: Callable[[], T]) -> T:
         deadline = time.monotonic() + self.retry_timeout
         delay = BACKOFF_FIRST
         failures = 0
         while True:
             try:
-                return call(*args)
+                return call()
             except ConveyorError:
                 raise
             except SQLAlchemyError as exc:

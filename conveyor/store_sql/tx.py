@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     CursorResult,
     Row,
@@ -154,13 +155,22 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _utc(value: dt.datetime | None) -> Any:
+    """An aware datetime in UTC (psycopg returns the session's time zone on raw statements)."""
+    if value is None or value.tzinfo is dt.UTC:
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
 def _error(type_: str | None, message: str | None, traceback: str | None) -> TaskError | None:
     if type_ is None:
         return None
     return TaskError(type_, message or "", traceback or "")
 
 
-def _task_from(m: Mapping[str, Any]) -> TaskRecord:
+def _task_from(m: Mapping[Any, Any]) -> TaskRecord:
     return TaskRecord(
         id=m["id"],
         job_id=m["job_id"],
@@ -184,19 +194,19 @@ def _task_from(m: Mapping[str, Any]) -> TaskRecord:
         complete=bool(m["complete"]),
         subtree_failed=bool(m["subtree_failed"]),
         runner_id=m["runner_id"],
-        lease_expires=m["lease_expires"],
-        not_before=m["not_before"],
-        created_at=m["created_at"],
-        started_at=m["started_at"],
-        stopped_at=m["stopped_at"],
+        lease_expires=_utc(m["lease_expires"]),
+        not_before=_utc(m["not_before"]),
+        created_at=_utc(m["created_at"]),
+        started_at=_utc(m["started_at"]),
+        stopped_at=_utc(m["stopped_at"]),
         error=_error(m["error_type"], m["error_message"], m["error_traceback"]),
         publish_pending=bool(m["publish_pending"]),
-        publish_after=m["publish_after"],
-        published_at=m["published_at"],
+        publish_after=_utc(m["publish_after"]),
+        published_at=_utc(m["published_at"]),
     )
 
 
-def _job_from(m: Mapping[str, Any]) -> JobRecord:
+def _job_from(m: Mapping[Any, Any]) -> JobRecord:
     return JobRecord(
         id=m["id"],
         name=m["name"],
@@ -209,14 +219,14 @@ def _job_from(m: Mapping[str, Any]) -> JobRecord:
     )
 
 
-def _runner_from(m: Mapping[str, Any]) -> RunnerInfo:
+def _runner_from(m: Mapping[Any, Any]) -> RunnerInfo:
     return RunnerInfo(
         id=m["id"],
         cluster=m["cluster"],
         host=m["host"],
         pid=m["pid"],
         identifiers=tuple(TaskIdentifier(n, v) for n, v in json.loads(m["identifiers"])),
-        started_at=m["started_at"],
+        started_at=_utc(m["started_at"]),
         last_seen=m["last_seen"],
         state=m["state"],
         current_task=m["current_task"],
@@ -559,7 +569,7 @@ class SqlTx:
             max_retries=row.max_retries,
             optional_path=_ids_parse(row.optional_path),
             timeout=row.timeout,
-            lease_expires=row.lease_expires,
+            lease_expires=_utc(row.lease_expires),
             depends_on=_ids_parse(row.depends_on),
         )
 
@@ -606,7 +616,7 @@ class SqlTx:
     ) -> dt.datetime | None:
         params = {"p_task_id": task_id, "p_attempt": attempt, **self.times(lease=lease_seconds)}
         row = self._hot(self._sql.extend_lease, params).first()
-        return row.lease_expires if row is not None else None
+        return _utc(row.lease_expires) if row is not None else None
 
     def set_display(self, task_id: TaskId, attempt: int, display: str) -> bool:
         check_text(display, "The task display", MAX_DISPLAY)
@@ -845,6 +855,7 @@ class SqlTx:
         a = task_attempts
         now = self.now()
         job_attempts = a.join(tasks, tasks.c.id == a.c.task_id)
+        duration: ColumnElement[Any]
         if self._pg:
             duration = func.extract(
                 "epoch", func.coalesce(a.c.ended_at, literal(now, UtcDateTime)) - a.c.started_at
