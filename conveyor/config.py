@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     grace_period: float = 20.0
     #: Lease expiries after which a task fails.
     crash_limit: int = 10
+    #: Seconds between the expiry/outbox sweeps every runner runs (and idle safety claims).
+    sweep_interval: float = 5.0
+    #: Seconds between runner heartbeats.
+    heartbeat_interval: float = 5.0
     #: Largest serialised task input accepted, in bytes.
     max_input_bytes: int = 1024 * 1024
 

@@ -182,32 +182,26 @@ def task_tree(job: Job, tasks: list[TaskRecord], truncated: bool) -> Tree:
 
 def runners_table(runners: list[RunnerInfo]) -> Table:
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for column in (
-        "RUNNER",
-        "CLUSTER",
-        "STATE",
-        "HOST:PID",
-        "LAST SEEN",
-        "CURRENT TASK",
-        "DONE",
-        "FAILED",
-        "TASKS",
-    ):
-        table.add_column(column, justify="right" if column in ("DONE", "FAILED") else "left")
+    table.add_column("RUNNER", no_wrap=True)
+    table.add_column("CLUSTER")
+    table.add_column("STATE")
+    table.add_column("SEEN", justify="right")
+    table.add_column("RUNNING")
+    table.add_column("DONE", justify="right")
+    table.add_column("FAILED", justify="right")
+    table.add_column("TASKS", justify="right")
     now = dt.datetime.now(dt.UTC)
     for r in runners:
-        style = "" if r.state == "online" else "dim"
         table.add_row(
             r.id,
             r.cluster,
             state_text(r.state),
-            f"{r.host}:{r.pid}",
             ago(r.last_seen, now),
-            str(r.current_task or "-"),
+            str(r.current_task)[:8] + "…" if r.current_task else "-",
             str(r.tasks_computed),
             str(r.tasks_failed),
-            ", ".join(str(i) for i in r.identifiers),
-            style=style,
+            str(len(r.identifiers)),
+            style="" if r.state == "online" else "dim",
         )
     return table
 

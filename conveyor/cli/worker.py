@@ -97,6 +97,8 @@ def worker(
             grace_period=grace,
             default_timeout=timeout,
             max_input_bytes=settings.max_input_bytes,
+            sweep_interval=settings.sweep_interval,
+            heartbeat_interval=settings.heartbeat_interval,
         ),
     )
     _die_with_parent()
