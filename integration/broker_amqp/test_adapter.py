@@ -13,6 +13,7 @@ import pytest
 from conveyor.broker_amqp import AmqpBroker, AmqpTopologyError
 from conveyor.core.errors import BrokerUnavailableError
 from conveyor.core.model import RegisteredIdentifier
+from integration.broker_amqp._runners import wait_until
 from integration.broker_amqp.conftest import RabbitCtl, close_connections, queue_depth
 from tests.contract.broker_contract import message
 
@@ -166,7 +167,8 @@ def test_close_returns_the_held_delivery_and_later_settles_are_no_ops(
     held.ack()
     held.requeue()
     queue = broker.topology.queue("default", "Leaf", 1, 0).name
-    assert queue_depth(pika_channel, queue) == 1
+    # the broker requeues asynchronously, right after the reject
+    assert wait_until(lambda: queue_depth(pika_channel, queue) == 1, 2)
     assert consumer.receive(0.1) is None
     with pytest.raises(BrokerUnavailableError):
         broker.publish([message()])
