@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from conveyor.core.errors import StoreUnavailableError
+from conveyor.core.errors import AlreadyExistsError, StoreUnavailableError
 from conveyor.core.model import Cluster, JobQuery
 from conveyor.core.usecases import Policy, submit_job
 from conveyor.store_sql import SqlStore
@@ -133,3 +133,34 @@ def test_sqlite_writers_in_separate_stores_queue_instead_of_failing(tmp_path: Pa
     finally:
         first.close()
         second.close()
+
+
+def test_a_bulk_insert_of_taken_task_ids_is_refused_whole(store: SqlStore) -> None:
+    roots = [spec() for _ in range(300)]  # above the COPY threshold on PostgreSQL
+    job, _ = store.run(lambda tx: submit_job(tx, "bulk", roots, Policy()))
+    again = store.run(lambda tx: tx.job_tasks(job.id, limit=1000))
+    with pytest.raises(AlreadyExistsError):
+        store.run(lambda tx: tx.insert_tasks(again))
+    assert len(store.run(lambda tx: tx.job_tasks(job.id, limit=1000))) == 300
+
+
+def test_an_in_memory_sqlite_store_works_across_threads() -> None:
+    store = SqlStore("sqlite://")
+    try:
+        errors: list[BaseException] = []
+
+        def create(n: int) -> None:
+            try:
+                store.run(lambda tx: tx.insert_cluster(Cluster(f"c{n}", f"C{n}")))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(store.run(lambda tx: tx.list_clusters())) == 9
+    finally:
+        store.close()
