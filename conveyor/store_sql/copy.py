@@ -30,7 +30,7 @@ def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Non
             for row in rows:
                 copy.write_row([row[name] for name in columns])
     except psycopg.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, driver, None)
+        lost = conn.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
         if lost:
             conn.invalidate(exc)
         raise DBAPIError.instance(
