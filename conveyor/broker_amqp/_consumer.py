@@ -233,7 +233,8 @@ class AmqpConsumer:
                 self._cond.wait_for(self._has_ready, min(RESUME_DELAY, timeout / 2))
             if self._ready is None and not self._closing:
                 self._want_consume = True
-                self._wake()
+                if self._paused:
+                    self._wake()
                 self._cond.wait_for(self._has_ready, max(deadline - time.monotonic(), 0.0))
                 self._want_consume = False
             delivery = self._ready
