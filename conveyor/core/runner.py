@@ -28,7 +28,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from conveyor.core.context import DEFAULT_MAX_INPUT_BYTES, ExecutionContext
-from conveyor.core.errors import InfrastructureError
+from conveyor.core.errors import InfrastructureError, StoreUnavailableError
 from conveyor.core.identifiers import TaskId
 from conveyor.core.ids import uuid7
 from conveyor.core.model import ClaimedTask, RunnerInfo, TaskError
@@ -195,7 +195,10 @@ class TaskRunner:
                     if until_idle:
                         raise
                     log.warning("runner %s: %s; retrying in 1s", self.id, exc)
-                    self._sweeps_paused_until = time.monotonic() + self.settings.lease
+                    if isinstance(exc, StoreUnavailableError):
+                        # After a database outage live runners must extend their leases
+                        # before anyone expires them: wait one lease period.
+                        self._sweeps_paused_until = time.monotonic() + self.settings.lease
                     self._stop.wait(1.0)
                 except Exception:
                     if until_idle:

@@ -102,4 +102,16 @@ Versioned_v1_1 = _versioned("v1.1")
 Versioned_v1_2 = _versioned("v1.2")
 Versioned_v1_3 = _versioned("v1.3")
 
-TASKS = [FanOut, Leaf, After, Sleep, SleepMany, ToOtherCluster]
+
+class QuickSleeps(Task):
+    """Root of the service-restart jobs: ``count`` sleeps of 0.1-0.4 s."""
+
+    count: int
+
+    def execute(self, context: ExecutionContext) -> None:
+        context.submit_subtasks(
+            [Sleep(f"{i:04d}", 0.1 + (i * 7919 % 300) / 1000) for i in range(self.count)]
+        )
+
+
+TASKS = [FanOut, Leaf, After, Sleep, SleepMany, QuickSleeps, ToOtherCluster]
