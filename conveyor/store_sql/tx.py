@@ -670,12 +670,25 @@ class SqlTx:
         return list(self._conn.execute(stmt).scalars())
 
     def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
+        """Whether a boundary failed; on PostgreSQL the boundary rows are locked (in id order).
+
+        The use cases read this before creating subtasks inside an optional subtree, while a
+        concurrent failure in that subtree sets ``subtree_failed`` and skips the queued tasks
+        it finds. Under READ COMMITTED each could miss the other (subtasks created QUEUED
+        after the skip pass). The lock orders them: the failing transaction's write of the
+        boundary waits for this one to commit (then its skip pass sees the new subtasks), or
+        this read waits for the failure to commit (then the subtasks are created SKIPPED).
+        ``FOR NO KEY UPDATE`` rather than ``FOR SHARE``: the same transaction often goes on to
+        update the boundary (``decrement_open_children``), and upgrading shared locks held by
+        several transactions deadlocks.
+        """
         if not task_ids:
             return False
-        stmt = select(
-            exists().where(tasks.c.id.in_(list(task_ids)), tasks.c.subtree_failed == true())
-        )
-        return bool(self._conn.execute(stmt).scalar())
+        ids = sorted(set(task_ids))
+        stmt = select(tasks.c.subtree_failed).where(tasks.c.id.in_(ids)).order_by(tasks.c.id)
+        if self._pg:
+            stmt = stmt.with_for_update(key_share=True)
+        return any(self._conn.execute(stmt).scalars())
 
     def expired_leases(self, limit: int) -> list[TaskRecord]:
         """RUNNING rows past their lease, ``FOR UPDATE SKIP LOCKED`` (sweepers never wait)."""

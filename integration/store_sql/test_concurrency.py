@@ -26,6 +26,7 @@ from conveyor.core.model import (
     JobState,
     NewTask,
     RegisteredIdentifier,
+    TaskError,
     TaskState,
 )
 from conveyor.core.usecases import Outcome, Policy
@@ -47,6 +48,10 @@ def node(kind: str, *, depends_on: tuple[TaskId, ...] = (), **kw: Any) -> NewTas
         depends_on=depends_on,
         **kw,
     )
+
+
+class Boom(Exception):
+    """Raised by a test behaviour: the attempt fails (a user error)."""
 
 
 class CountingTx:
@@ -111,16 +116,29 @@ class Harness:
                 idle_since = None
                 # claim_next bypasses usecases.claim's job refresh: do it as the runner would.
                 self._run(partial(usecases.refresh_job_state, job_id=claimed.job_id))
-                complete = partial(
-                    usecases.complete,
-                    task_id=claimed.id,
-                    attempt=claimed.attempt,
-                    subtasks=self.behaviour(claimed),
-                    display=None,
-                    progress={},
-                    policy=POLICY,
-                )
-                outcome: Outcome = self._run(complete)
+                try:
+                    subtasks = self.behaviour(claimed)
+                except Boom as exc:
+                    record: Any = partial(
+                        usecases.fail_running,
+                        task_id=claimed.id,
+                        attempt=claimed.attempt,
+                        error=TaskError("Boom", str(exc)),
+                        user_error=True,
+                        outcome="failed",
+                        policy=POLICY,
+                    )
+                else:
+                    record = partial(
+                        usecases.complete,
+                        task_id=claimed.id,
+                        attempt=claimed.attempt,
+                        subtasks=subtasks,
+                        display=None,
+                        progress={},
+                        policy=POLICY,
+                    )
+                outcome: Outcome = self._run(record)
                 assert outcome.recorded
                 with self.lock:
                     self.executions[claimed.id] += 1
@@ -205,6 +223,39 @@ def test_deep_trees_and_diamonds_complete_exactly_once(pg_store: SqlStore) -> No
     harness.drive(job_id)
     tasks = harness.assert_completed_once(job_id)
     assert len(tasks) > 300
+
+
+def test_failures_in_optional_subtrees_skip_their_queued_tasks_under_concurrency(
+    pg_store: SqlStore,
+) -> None:
+    # 20 optional boundaries, each with 10 children that spawn grandchildren; in every
+    # boundary one child fails. The job still completes, once; every task ends done, and a
+    # failed boundary has no QUEUED or RUNNING task left below it.
+    def behaviour(claimed: ClaimedTask) -> list[NewTask]:
+        kind = claimed.input.decode()
+        if kind == "root":
+            return [node("boundary", optional=True) for _ in range(20)]
+        if kind == "boundary":
+            return [node("fail"), *(node("child") for _ in range(9))]
+        if kind == "child":
+            return [node("leaf") for _ in range(3)]
+        if kind == "fail":
+            raise Boom("this one fails")
+        return []
+
+    harness = Harness(pg_store, behaviour)
+    job_id = harness.submit(node("root"))
+    harness.drive(job_id, threads=12)
+    job = pg_store.run(lambda tx: tx.get_job(job_id))
+    assert job is not None and job.state is JobState.COMPLETED
+    assert harness.completed_transitions == [job_id]
+    tasks = pg_store.run(lambda tx: tx.job_tasks(job_id, limit=10_000))
+    assert all(t.complete for t in tasks)
+    states = Counter(t.state for t in tasks)
+    assert states[TaskState.FAILED_OPTIONAL] == 20
+    assert set(states) <= {TaskState.COMPUTED, TaskState.FAILED_OPTIONAL, TaskState.SKIPPED}
+    boundaries = [t for t in tasks if t.optional]
+    assert len(boundaries) == 20 and all(t.subtree_failed for t in boundaries)
 
 
 def test_many_roots_finishing_together_complete_the_job_once(pg_store: SqlStore) -> None:
