@@ -268,7 +268,7 @@ def mermaid(job: Job, tasks: list[TaskRecord]) -> str:
         lines.append(f'    {ids[task.id]}["{label}<br/>{task.state.value}"]:::{task.state.value}')
     for task in tasks:
         if task.parent_id in ids:
-            lines.append(f"    {ids[task.parent_id]} --> {ids[task.id]}")  # type: ignore[index]
+            lines.append(f"    {ids[task.parent_id]} --> {ids[task.id]}")
         for dep in task.depends_on:
             if dep in ids:
                 lines.append(f"    {ids[dep]} -.->|then| {ids[task.id]}")

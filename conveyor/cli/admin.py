@@ -261,10 +261,10 @@ def _database_version(store: object) -> str:
 
 def _rabbitmq_version(url: str) -> str:
     """Connect once (fails fast) and read the server's version."""
-    from kombu import Connection
+    from kombu.connection import Connection
 
-    with Connection(url, connect_timeout=5) as connection:
+    with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
         connection.ensure_connection(max_retries=1)
-        properties = connection.connection.server_properties  # type: ignore[attr-defined]
+        properties = connection.connection.server_properties
         version = properties.get("version", "?")
         return version.decode() if isinstance(version, bytes) else str(version)

@@ -7,13 +7,20 @@ import threading
 import time
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from conveyor.cli._app import App, pass_app
 from conveyor.client import Client
 from conveyor.core.identifiers import JobId
-from conveyor.core.model import DONE_STATES, JobState, TaskRecord, TaskState
+from conveyor.core.model import DONE_STATES, Job, JobState, TaskRecord, TaskState
 
 
 @click.command()
@@ -84,7 +91,7 @@ def _where(app: App) -> str:
     return mask_url(app.settings.resolved_database_url())
 
 
-def _follow(app: App, client: Client, job_id: JobId) -> object:
+def _follow(app: App, client: Client, job_id: JobId) -> Job:
     with Progress(
         TextColumn("[bold]{task.description:>8}"),
         BarColumn(),
@@ -93,7 +100,7 @@ def _follow(app: App, client: Client, job_id: JobId) -> object:
         console=app.console,
     ) as bars:
         overall = bars.add_task("tasks", total=None)
-        handles: dict[str | None, int] = {}
+        handles: dict[str | None, TaskID] = {}
         while True:
             current = client.jobs().find(job_id)
             counts = current.execution_stats.tasks_by_state

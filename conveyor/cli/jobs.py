@@ -13,7 +13,14 @@ import click
 from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from conveyor.cli._app import App, pass_app
 from conveyor.cli._imports import load_task
@@ -34,7 +41,7 @@ from conveyor.core.model import DONE_STATES, Job, JobQuery, JobState, NewTask, T
 from conveyor.core.serialization import InputDecodeError, deserialize_task
 
 
-class JobIdType(click.ParamType):
+class JobIdType(click.ParamType):  # type: ignore[type-arg]
     name = "JOB_ID"
 
     def convert(
@@ -190,7 +197,7 @@ def _wait_with_progress(app: App, job: Job, poll: float = 0.25) -> Job:
         transient=False,
     ) as bars:
         overall = bars.add_task("tasks", total=None)
-        labels: dict[str | None, int] = {}
+        labels: dict[str | None, TaskID] = {}
         while True:
             job = client.jobs().find(job)
             counts = job.execution_stats.tasks_by_state
@@ -324,7 +331,7 @@ def list_jobs(
     )
     service = app.client.service
     records = service.query_jobs(query)
-    rows = [(r, service.store.run(lambda tx, r=r: tx.task_counts(r.id))) for r in records]
+    rows = [(r, service.task_counts(r.id)) for r in records]
     if app.as_json:
         app.print_json(
             [

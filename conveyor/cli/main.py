@@ -103,7 +103,7 @@ def cli(
     )
     overrides = {"database_url": database_url, "broker_url": broker_url}
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v})
+        settings = Settings.model_validate({k: v for k, v in overrides.items() if v})
     except ValidationError as exc:
         raise click.UsageError(f"invalid configuration: {exc}") from None
     app = App(settings=settings, verbose=verbose, as_json=as_json)

@@ -65,7 +65,7 @@ class Monitor:
 
     def run_forever(self) -> None:
         """Sweep every ``interval`` seconds until ``stop()``, SIGTERM or SIGINT."""
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, self._on_signal)

@@ -39,6 +39,7 @@ from conveyor.core.model import (
     RunnerInfo,
     TaskError,
     TaskRecord,
+    TaskState,
 )
 from conveyor.core.ports import Broker, Store, StoreTx
 from conveyor.core.usecases import Outcome, Policy
@@ -201,6 +202,9 @@ class Orchestrator:
             if len(page) < page_size:
                 return
             after = page[-1].id
+
+    def task_counts(self, job_id: JobId) -> dict[TaskState, int]:
+        return self.store.run(lambda tx: tx.task_counts(job_id))
 
     def get_task(self, task_id: TaskId) -> TaskRecord | None:
         return self.store.run(lambda tx: tx.get_task(task_id))
