@@ -176,3 +176,32 @@ def test_worker_concurrency_supervises_and_restarts_children(stack: Stack) -> No
         return alive == 0
 
     wait_until(children_gone, 30, "the children to exit with their supervisor", stack)
+
+
+def test_conveyor_demo_on_the_embedded_default(tmp_path: object) -> None:
+    import subprocess
+    import sys
+
+    from integration.e2e.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env["CONVEYOR_HOME"] = str(tmp_path)
+    demo = subprocess.run(
+        [sys.executable, "-m", "conveyor", "demo", "--scenes", "8"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "COMPLETED" in demo.stdout and "conveyor jobs show" in demo.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "conveyor", "--json", "jobs", "list"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert '"COMPLETED"' in listed.stdout and "demo-mosaic" in listed.stdout
