@@ -80,7 +80,7 @@ def new_task_spec(
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FutureTask:
     """A subtask submitted in this execution; pass it to ``depends_on`` of later siblings."""
 
@@ -206,7 +206,7 @@ class ExecutionContext:
                 limit or an invalid cluster slug.
             TypeError: ``task`` is not a Task, or a dependency is not a FutureTask.
         """
-        deps = _as_list(depends_on)
+        deps = list(dict.fromkeys(_as_list(depends_on)))  # naming a sibling twice counts once
         with self._lock:
             for dep in deps:
                 if not isinstance(dep, FutureTask):

@@ -85,7 +85,11 @@ class StoreTx(Protocol):
 
     def job_facts(self, job_id: JobId) -> JobFacts:
         """Stored state plus whether any task is RUNNING / FAILED / done or retried, and whether
-        every root task's subtree is complete. Raises JobNotFoundError."""
+        every root task's subtree is complete. Raises JobNotFoundError.
+
+        Must see every change committed before it, even from a concurrent transaction that
+        finished another root at the same moment: a SQL adapter locks the job row first (else
+        two transactions completing a job's last two roots each miss the other's change)."""
         ...
 
     def query_jobs(self, query: JobQuery) -> list[JobRecord]:
@@ -177,7 +181,10 @@ class StoreTx(Protocol):
         ...
 
     def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
-        """Whether any of these (optional boundary) tasks has ``subtree_failed`` set."""
+        """Whether any of these (optional boundary) tasks has ``subtree_failed`` set.
+
+        A SQL adapter locks the boundary rows, so subtasks are never created QUEUED under a
+        boundary that a concurrent transaction is failing."""
         ...
 
     def expired_leases(self, limit: int) -> list[TaskRecord]:

@@ -553,3 +553,15 @@ class TestClientApi:
         assert stats.total_tasks == 1 and stats.first_task_started_at is not None
         assert client.jobs().delete(a) is True
         assert [j.id for j in client.jobs().query()] == [b.id]
+
+
+def test_naming_a_dependency_twice_counts_it_once(client: Client) -> None:
+    class Twice(Task):
+        def execute(self, context: ExecutionContext) -> None:
+            first = context.submit_subtask(Mark("first"))
+            context.submit_subtask(Mark("second"), depends_on=[first, first])
+
+    job = client.jobs().submit("twice", Twice())
+    run(client, Twice, Mark)
+    assert LOG == ["first", "second"]
+    assert client.jobs().find(job).state is JobState.COMPLETED
