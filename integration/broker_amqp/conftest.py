@@ -11,89 +11,18 @@ a vhost), ``CONVEYOR_TEST_AMQP_USER`` (the user granted the test vhost, default 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import kombu
 import pika
 import pytest
 
 from conveyor.broker_amqp import AmqpBroker
+from integration.conftest import BASE_URL, RabbitCtl, unavailable
 
-BASE_URL = os.environ.get("CONVEYOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672").rstrip("/")
-USER = os.environ.get("CONVEYOR_TEST_AMQP_USER", "guest")
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally, fail in CI (where the broker must be there)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"RabbitMQ is required in CI: {reason}")
-    pytest.skip(reason)
-
-
-class RabbitCtl:
-    """``rabbitmqctl`` for this test session's vhost."""
-
-    def __init__(self, executable: str, vhost: str) -> None:
-        self.executable = executable
-        self.vhost = vhost
-
-    def __call__(self, *args: str, timeout: float = 60) -> str:
-        result = subprocess.run(
-            [self.executable, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
-
-    def eval(self, expression: str) -> str:
-        return self("eval", expression).strip()
-
-    def rows(self, *args: str) -> list[list[str]]:
-        """A ``list_*`` command's rows (tab-separated, no headers)."""
-        out = self(*args, "--no-table-headers", "--quiet")
-        return [line.split("\t") for line in out.splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="session")
-def rabbitmqctl() -> Iterator[RabbitCtl]:
-    executable = shutil.which("rabbitmqctl")
-    if executable is None:
-        unavailable("rabbitmqctl not found (install rabbitmq-server)")
-        raise AssertionError("unreachable")
-    conn = kombu.Connection(f"{BASE_URL}//", connect_timeout=3)
-    try:
-        conn.ensure_connection(max_retries=0)
-    except Exception as exc:
-        unavailable(f"RabbitMQ unreachable at {conn.as_uri()}: {exc}")
-    finally:
-        conn.release()
-    vhost = f"conveyor-test-{uuid.uuid4().hex[:10]}"
-    ctl = RabbitCtl(executable, vhost)
-    try:
-        ctl("add_vhost", vhost)
-        ctl("set_permissions", "-p", vhost, USER, ".*", ".*", ".*")
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        unavailable(f"cannot create a test vhost: {exc}")
-    try:
-        yield ctl
-    finally:
-        with contextlib.suppress(Exception):
-            ctl("delete_vhost", vhost)
-
-
-@pytest.fixture(scope="session")
-def amqp_url(rabbitmqctl: RabbitCtl) -> str:
-    return f"{BASE_URL}/{quote(rabbitmqctl.vhost, safe='')}"
+__all__ = ["BASE_URL", "RabbitCtl", "unavailable"]
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 
 from conveyor import Client
 from conveyor.config import Settings
-from integration.broker_amqp.conftest import amqp_url, rabbitmqctl  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 
