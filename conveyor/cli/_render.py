@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter, defaultdict
 from typing import Any
 
+from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from conveyor.core.identifiers import TaskId
+from conveyor.client import Client
+from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.model import (
+    DONE_STATES,
     Job,
     JobRecord,
     JobState,
@@ -282,3 +294,30 @@ def mermaid(job: Job, tasks: list[TaskRecord]) -> str:
     }
     lines += [f"    classDef {s} fill:{c}" for s, c in colours.items()]
     return "\n".join(lines)
+
+
+def follow_job(console: Console, client: Client, job_id: JobId, poll: float = 0.25) -> Job:
+    """Live progress bars (tasks done/total and the tasks' own labels) until the job ends."""
+    with Progress(
+        TextColumn("[bold]{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bars:
+        overall = bars.add_task("tasks", total=None)
+        labels: dict[str | None, TaskID] = {}
+        while True:
+            job = client.jobs().find(job_id)
+            counts = job.execution_stats.tasks_by_state
+            done = sum(n for s, n in counts.items() if s in DONE_STATES)
+            bars.update(overall, total=job.execution_stats.total_tasks, completed=done)
+            for indicator in job.progress:
+                if indicator.label not in labels:
+                    labels[indicator.label] = bars.add_task(indicator.label or "progress")
+                bars.update(
+                    labels[indicator.label], total=indicator.total, completed=indicator.done
+                )
+            if is_terminal(job.state):
+                return job
+            time.sleep(poll)

@@ -7,20 +7,13 @@ import threading
 import time
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from conveyor.cli._app import App, pass_app
+from conveyor.cli._render import follow_job
 from conveyor.client import Client
 from conveyor.core.identifiers import JobId
-from conveyor.core.model import DONE_STATES, Job, JobState, TaskRecord, TaskState
+from conveyor.core.model import JobState, TaskRecord, TaskState
 
 
 @click.command()
@@ -71,7 +64,7 @@ def demo(app: App, scenes: int, runner_count: int, memory: bool) -> None:
     for thread in threads:
         thread.start()
     try:
-        final = _follow(app, client, job.id)
+        final = follow_job(app.console, client, job.id, poll=0.1)
     finally:
         for w in workers:
             w.stop()
@@ -89,35 +82,6 @@ def _where(app: App) -> str:
     if app.settings.embedded:
         return f"embedded, {app.settings.embedded_database_path}"
     return mask_url(app.settings.resolved_database_url())
-
-
-def _follow(app: App, client: Client, job_id: JobId) -> Job:
-    with Progress(
-        TextColumn("[bold]{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=app.console,
-    ) as bars:
-        overall = bars.add_task("tasks", total=None)
-        handles: dict[str | None, TaskID] = {}
-        while True:
-            current = client.jobs().find(job_id)
-            counts = current.execution_stats.tasks_by_state
-            bars.update(
-                overall,
-                total=current.execution_stats.total_tasks,
-                completed=sum(n for s, n in counts.items() if s in DONE_STATES),
-            )
-            for indicator in current.progress:
-                if indicator.label not in handles:
-                    handles[indicator.label] = bars.add_task(indicator.label or "progress")
-                bars.update(
-                    handles[indicator.label], total=indicator.total, completed=indicator.done
-                )
-            if current.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED):
-                return current
-            time.sleep(0.1)
 
 
 def _summary(app: App, client: Client, job_id: JobId, elapsed: float) -> None:

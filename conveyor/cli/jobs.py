@@ -13,18 +13,11 @@ import click
 from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from conveyor.cli._app import App, pass_app
 from conveyor.cli._imports import load_task
 from conveyor.cli._render import (
+    follow_job,
     is_terminal,
     job_header,
     job_json,
@@ -37,7 +30,7 @@ from conveyor.client import job_id_of
 from conveyor.core.context import new_task_spec
 from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier, validate_slug
 from conveyor.core.ids import uuid7
-from conveyor.core.model import DONE_STATES, Job, JobQuery, JobState, NewTask, TaskState
+from conveyor.core.model import Job, JobQuery, JobState, NewTask, TaskState
 from conveyor.core.serialization import InputDecodeError, deserialize_task
 
 
@@ -187,31 +180,7 @@ def submit(
 
 
 def _wait_with_progress(app: App, job: Job, poll: float = 0.25) -> Job:
-    client = app.client
-    with Progress(
-        TextColumn("[bold]{task.description:>12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=app.err,
-        transient=False,
-    ) as bars:
-        overall = bars.add_task("tasks", total=None)
-        labels: dict[str | None, TaskID] = {}
-        while True:
-            job = client.jobs().find(job)
-            counts = job.execution_stats.tasks_by_state
-            done = sum(n for s, n in counts.items() if s in DONE_STATES)
-            bars.update(overall, total=job.execution_stats.total_tasks, completed=done)
-            for indicator in job.progress:
-                if indicator.label not in labels:
-                    labels[indicator.label] = bars.add_task(indicator.label or "progress")
-                bars.update(
-                    labels[indicator.label], total=indicator.total, completed=indicator.done
-                )
-            if is_terminal(job.state):
-                break
-            time.sleep(poll)
+    job = follow_job(app.err, app.client, job.id, poll)
     colour = "green" if job.state is JobState.COMPLETED else "red"
     app.err.print(f"Job [bold]{job.name}[/] [{colour}]{job.state.value}[/]")
     if job.state is JobState.FAILED:
