@@ -33,6 +33,15 @@ from conveyor.core.model import (
     TaskRecord,
     TaskState,
 )
+from conveyor.core.views import (
+    AttemptBucket,
+    ChildGroup,
+    EndedAttempt,
+    IdentifierStateCount,
+    QueueStats,
+    TaskFailure,
+    TaskQuery,
+)
 
 T = TypeVar("T")
 
@@ -263,6 +272,56 @@ class StoreTx(Protocol):
 
     def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
         """Registered runners, most recently seen first."""
+        ...
+
+    # -- monitoring queries (read-only: dashboards, the web UI, metrics) ------------------------
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """Number of jobs per state over every job (only states that occur)."""
+        ...
+
+    def task_counts_by_job(self, job_ids: Sequence[JobId]) -> dict[JobId, dict[TaskState, int]]:
+        """``task_counts`` of several jobs in one query; every id asked for is a key (an
+        unknown job maps to an empty dict)."""
+        ...
+
+    def queue_stats(self) -> list[QueueStats]:
+        """Per (cluster, name, version) with any dispatchable or running task: how many are
+        dispatchable (QUEUED, ``deps_open == 0``, job neither FAILED, CANCELED nor COMPLETED;
+        a pending retry back-off counts) and how many are RUNNING. Sorted by cluster, then
+        identifier. Queues with neither are left out."""
+        ...
+
+    def recent_failures(self, limit: int) -> list[TaskFailure]:
+        """Tasks now FAILED or FAILED_OPTIONAL with their job's name, most recently stopped
+        first, at most ``limit``."""
+        ...
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        """A keyset page of one job's tasks matching every filter of ``query``, ordered by id.
+        With ``include_input`` false the records carry an empty input."""
+        ...
+
+    def children_summary(self, job_id: JobId, parent_id: TaskId | None) -> list[ChildGroup]:
+        """Counts per (identifier, state) of the children of ``parent_id``, or of the job's
+        roots when ``parent_id`` is None; sorted. Empty for an unknown job or task."""
+        ...
+
+    def child_counts(self, task_ids: Sequence[TaskId]) -> dict[TaskId, int]:
+        """Number of direct children of each task; every id asked for is a key."""
+        ...
+
+    def attempts_per_minute(self, since: dt.datetime) -> list[AttemptBucket]:
+        """Attempts that ended at or after ``since``, counted per minute (UTC, truncated) and
+        outcome; sorted by minute then outcome."""
+        ...
+
+    def ended_attempts(self, since: dt.datetime, until: dt.datetime) -> list[EndedAttempt]:
+        """Every attempt with ``since <= ended_at < until``: its task's identifier, outcome
+        and duration (``ended_at - started_at`` in seconds), ordered by ``ended_at``."""
+        ...
+
+    def task_counts_by_identifier(self) -> list[IdentifierStateCount]:
+        """Number of tasks per (identifier, state) over every job; sorted."""
         ...
 
 

@@ -8,6 +8,7 @@ process dies or the broker refuses, the rows stay publish-pending and the outbox
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -43,6 +44,15 @@ from conveyor.core.model import (
 )
 from conveyor.core.ports import Broker, Store, StoreTx
 from conveyor.core.usecases import Outcome, Policy
+from conveyor.core.views import (
+    AttemptBucket,
+    ChildGroup,
+    EndedAttempt,
+    IdentifierStateCount,
+    QueueStats,
+    TaskFailure,
+    TaskQuery,
+)
 
 log = logging.getLogger(__name__)
 
@@ -317,3 +327,46 @@ class Orchestrator:
 
     def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
         return self.store.run(lambda tx: tx.list_runners(include_gone))
+
+    # -- monitoring (read-only: the web UI, dashboards, metrics) ----------------------------------
+    def store_now(self) -> dt.datetime:
+        """The store's clock."""
+        return self.store.run(lambda tx: tx.now())
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        return self.store.run(lambda tx: tx.count_jobs_by_state())
+
+    def task_counts_by_job(self, job_ids: Sequence[JobId]) -> dict[JobId, dict[TaskState, int]]:
+        return self.store.run(lambda tx: tx.task_counts_by_job(job_ids))
+
+    def queue_stats(self) -> list[QueueStats]:
+        return self.store.run(lambda tx: tx.queue_stats())
+
+    def recent_failures(self, limit: int = 20) -> list[TaskFailure]:
+        return self.store.run(lambda tx: tx.recent_failures(limit))
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        """A page of one job's tasks. Raises JobNotFoundError."""
+
+        def read(tx: StoreTx) -> list[TaskRecord]:
+            if tx.get_job(query.job_id) is None:
+                raise JobNotFoundError(f"No job with id {query.job_id}")
+            return tx.query_tasks(query)
+
+        return self.store.run(read)
+
+    def children_summary(self, job_id: JobId, parent_id: TaskId | None) -> list[ChildGroup]:
+        """Counts per (identifier, state) of a task's children, or of the job's roots."""
+        return self.store.run(lambda tx: tx.children_summary(job_id, parent_id))
+
+    def child_counts(self, task_ids: Sequence[TaskId]) -> dict[TaskId, int]:
+        return self.store.run(lambda tx: tx.child_counts(task_ids))
+
+    def attempts_per_minute(self, since: dt.datetime) -> list[AttemptBucket]:
+        return self.store.run(lambda tx: tx.attempts_per_minute(since))
+
+    def ended_attempts(self, since: dt.datetime, until: dt.datetime) -> list[EndedAttempt]:
+        return self.store.run(lambda tx: tx.ended_attempts(since, until))
+
+    def task_counts_by_identifier(self) -> list[IdentifierStateCount]:
+        return self.store.run(lambda tx: tx.task_counts_by_identifier())

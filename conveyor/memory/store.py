@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from conveyor.core.errors import AlreadyExistsError, JobNotFoundError, TaskNotFoundError
-from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, TaskId
+from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, TaskId, TaskIdentifier
 from conveyor.core.model import (
     DONE_STATES,
     AttemptRecord,
@@ -33,6 +33,15 @@ from conveyor.core.model import (
     TaskError,
     TaskRecord,
     TaskState,
+)
+from conveyor.core.views import (
+    AttemptBucket,
+    ChildGroup,
+    EndedAttempt,
+    IdentifierStateCount,
+    QueueStats,
+    TaskFailure,
+    TaskQuery,
 )
 
 T = TypeVar("T")
@@ -596,3 +605,141 @@ class InMemoryTx:
     def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
         runners = [r for r in self._t.runners.values() if include_gone or r.state == "online"]
         return sorted(runners, key=lambda r: r.last_seen, reverse=True)
+
+    # -- monitoring queries (read-only) ---------------------------------------------------------
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        counts: dict[JobState, int] = {}
+        for job in self._t.jobs.values():
+            counts[job.state] = counts.get(job.state, 0) + 1
+        return counts
+
+    def task_counts_by_job(self, job_ids: Sequence[JobId]) -> dict[JobId, dict[TaskState, int]]:
+        return {job_id: self.task_counts(job_id) for job_id in job_ids}
+
+    def queue_stats(self) -> list[QueueStats]:
+        ready: dict[tuple[str, TaskIdentifier], int] = {}
+        running: dict[tuple[str, TaskIdentifier], int] = {}
+        for task_id in self._t.queued:
+            task = self._t.tasks[task_id]
+            if task.deps_open == 0 and self._t.jobs[task.job_id].state not in _INACTIVE:
+                key = (task.cluster, task.identifier)
+                ready[key] = ready.get(key, 0) + 1
+        for task_id in self._t.running:
+            task = self._t.tasks[task_id]
+            key = (task.cluster, task.identifier)
+            running[key] = running.get(key, 0) + 1
+        return [
+            QueueStats(
+                cluster, ident, ready.get((cluster, ident), 0), running.get((cluster, ident), 0)
+            )
+            for cluster, ident in sorted(ready.keys() | running.keys())
+        ]
+
+    def recent_failures(self, limit: int) -> list[TaskFailure]:
+        failed = [
+            t
+            for t in self._t.tasks.values()
+            if t.state in (TaskState.FAILED, TaskState.FAILED_OPTIONAL)
+        ]
+        oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+        failed.sort(key=lambda t: (t.stopped_at or oldest, t.id), reverse=True)
+        return [
+            TaskFailure(
+                task_id=t.id,
+                job_id=t.job_id,
+                job_name=self._t.jobs[t.job_id].name,
+                cluster=t.cluster,
+                identifier=t.identifier,
+                state=t.state,
+                display=t.display,
+                runner_id=t.runner_id,
+                stopped_at=t.stopped_at,
+                error=t.error,
+            )
+            for t in failed[: max(limit, 0)]
+        ]
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        if query.limit <= 0:
+            return []
+        if query.roots:
+            ids = [
+                i
+                for i in self._t.job_tasks.get(query.job_id, [])
+                if self._t.tasks[i].parent_id is None
+            ]
+        elif query.parent_id is not None:
+            ids = list(self._t.children.get(query.parent_id, []))
+        else:
+            ids = list(self._t.job_tasks.get(query.job_id, []))
+        found: list[TaskRecord] = []
+        for task_id in sorted(ids):
+            if query.after is not None and task_id <= query.after:
+                continue
+            task = self._t.tasks[task_id]
+            if task.job_id != query.job_id:
+                continue
+            if query.states and task.state not in query.states:
+                continue
+            if query.identifier is not None and task.identifier != query.identifier:
+                continue
+            copy = dataclasses.replace(task)
+            if not query.include_input:
+                copy.input = b""
+            found.append(copy)
+            if len(found) >= query.limit:
+                break
+        return found
+
+    def children_summary(self, job_id: JobId, parent_id: TaskId | None) -> list[ChildGroup]:
+        if parent_id is None:
+            ids = [
+                i for i in self._t.job_tasks.get(job_id, []) if self._t.tasks[i].parent_id is None
+            ]
+        else:
+            ids = self._t.children.get(parent_id, [])
+        counts: dict[tuple[TaskIdentifier, TaskState], int] = {}
+        for task_id in ids:
+            task = self._t.tasks[task_id]
+            if task.job_id != job_id:
+                continue
+            key = (task.identifier, task.state)
+            counts[key] = counts.get(key, 0) + 1
+        return sorted(ChildGroup(ident, state, n) for (ident, state), n in counts.items())
+
+    def child_counts(self, task_ids: Sequence[TaskId]) -> dict[TaskId, int]:
+        return {task_id: len(self._t.children.get(task_id, [])) for task_id in task_ids}
+
+    def _ended(self) -> Iterator[tuple[TaskRecord, AttemptRecord, dt.datetime]]:
+        for task_id, attempts in self._t.attempts.items():
+            for attempt in attempts:
+                if attempt.ended_at is not None:
+                    yield self._t.tasks[task_id], attempt, attempt.ended_at
+
+    def attempts_per_minute(self, since: dt.datetime) -> list[AttemptBucket]:
+        counts: dict[tuple[dt.datetime, str], int] = {}
+        for _, attempt, ended in self._ended():
+            if ended >= since:
+                key = (ended.replace(second=0, microsecond=0), attempt.outcome)
+                counts[key] = counts.get(key, 0) + 1
+        return sorted(AttemptBucket(minute, outcome, n) for (minute, outcome), n in counts.items())
+
+    def ended_attempts(self, since: dt.datetime, until: dt.datetime) -> list[EndedAttempt]:
+        found = [
+            EndedAttempt(
+                task.identifier,
+                attempt.outcome,
+                max((ended - attempt.started_at).total_seconds(), 0.0),
+                ended,
+            )
+            for task, attempt, ended in self._ended()
+            if since <= ended < until
+        ]
+        return sorted(found, key=lambda e: e.ended_at)
+
+    def task_counts_by_identifier(self) -> list[IdentifierStateCount]:
+        counts: dict[tuple[TaskIdentifier, TaskState], int] = {}
+        for task in self._t.tasks.values():
+            key = (task.identifier, task.state)
+            counts[key] = counts.get(key, 0) + 1
+        return sorted(IdentifierStateCount(i, s, n) for (i, s), n in counts.items())

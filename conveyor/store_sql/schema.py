@@ -170,8 +170,9 @@ tasks = Table(
     Index("ix_tasks_job_id_id", "job_id", "id"),
     # job_facts EXISTS probes, task_counts, requeue_failed_tasks, republish_ready.
     Index("ix_tasks_job_id_state", "job_id", "state"),
-    # queued_descendants (recursive walk down the tree).
-    Index("ix_tasks_parent_id", "parent_id"),
+    # queued_descendants (recursive walk down the tree) and keyset pages of a task's children
+    # in id order (monitoring: a 10^5 fan-out is paged, never sorted). Migration 0003.
+    Index("ix_tasks_parent_id_id", "parent_id", "id"),
     # expired_leases: only RUNNING rows are indexed.
     Index(
         "ix_tasks_lease_expires",
@@ -255,3 +256,22 @@ runners = Table(
     Column("tasks_failed", Integer, nullable=False, default=0),
     Index("ix_runners_state_last_seen", "state", "last_seen"),
 )
+
+# -- monitoring indexes (migration 0003; see conveyor/store_sql/queries.py) ---------------------
+# Pages of a job's root tasks: one small entry per root.
+Index(
+    "ix_tasks_roots",
+    tasks.c.job_id,
+    tasks.c.id,
+    postgresql_where=text("parent_id IS NULL"),
+    sqlite_where=text("parent_id IS NULL"),
+)
+# Recent failures: only FAILED / FAILED_OPTIONAL rows are indexed.
+Index(
+    "ix_tasks_failed",
+    tasks.c.stopped_at,
+    postgresql_where=text("state IN ('FAILED', 'FAILED_OPTIONAL')"),
+    sqlite_where=text("state IN ('FAILED', 'FAILED_OPTIONAL')"),
+)
+# Attempts ended since an instant: tasks/s and the duration histogram.
+Index("ix_task_attempts_ended_at", task_attempts.c.ended_at)

@@ -68,6 +68,7 @@ from conveyor.core.model import (
     TaskState,
 )
 from conveyor.store_sql.copy import COPY_THRESHOLD, copy_rows
+from conveyor.store_sql.queries import MonitoringQueries
 from conveyor.store_sql.schema import (
     UtcDateTime,
     clusters,
@@ -265,7 +266,7 @@ def _mutable_values(task: TaskRecord) -> dict[str, Any]:
     }
 
 
-class SqlTx:
+class SqlTx(MonitoringQueries):
     """One transaction of :class:`~conveyor.store_sql.store.SqlStore` (implements ``StoreTx``)."""
 
     def __init__(self, conn: Connection) -> None:
