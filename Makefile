@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install demo lint test test-unit test-slow services clean
+.PHONY: install demo lint test test-unit test-slow services clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ test-unit: $(STAMP)
 ## Long soak/chaos variants (minutes); run separately from `make test`.
 test-slow: $(STAMP)
 	$(BIN)/pytest tests integration -m slow -p no:cacheprovider $(PYTEST_ARGS)
+
+## Conveyor vs Celery side by side (bench/compare.py; Celery goes into its own venv,
+## bench/.venv-celery). BENCH_ARGS=--quick for a short run.
+BENCH_VENV := bench/.venv-celery
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed-stamp:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q 'celery==5.7.0' 'SQLAlchemy>=2.0' 'psycopg[binary]>=3.1'
+	touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed-stamp services
+	$(BIN)/python bench/compare.py $(BENCH_ARGS)
 
 ## Start PostgreSQL and RabbitMQ if they are not running.
 services:
