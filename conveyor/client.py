@@ -15,7 +15,7 @@ from typing import Any
 from conveyor.bootstrap import build_orchestrator
 from conveyor.caches import NoCache
 from conveyor.config import Settings
-from conveyor.core.context import DEFAULT_MAX_INPUT_BYTES, new_task_spec
+from conveyor.core.context import new_task_spec
 from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, validate_slug
 from conveyor.core.model import Cluster, Job, JobQuery, JobState, TaskRecord
 from conveyor.core.ports import Broker, JobCache, Store
@@ -55,7 +55,8 @@ class Client:
         broker_url: dispatch: ``amqp://…`` (RabbitMQ), ``none://`` (runners claim from the
             store) or ``memory://`` (in-process); default ``CONVEYOR_BROKER_URL``, else
             ``none://`` (``memory://`` with a ``memory://`` store).
-        max_input_bytes: cap on one task's serialised input (default 1 MiB).
+        max_input_bytes: cap on one task's serialised input (default
+            ``CONVEYOR_MAX_INPUT_BYTES``, 1 MiB).
         policy: state-rule tunables (crash limit, retry back-off, …).
         store, broker: custom adapters implementing ``conveyor.core.ports`` (instead of URLs).
         settings: every other tunable (``conveyor.config.Settings``); default from the
@@ -67,7 +68,7 @@ class Client:
         database_url: str | None = None,
         broker_url: str | None = None,
         *,
-        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        max_input_bytes: int | None = None,
         policy: Policy | None = None,
         store: Store | None = None,
         broker: Broker | None = None,
@@ -76,6 +77,7 @@ class Client:
         if store is not None or broker is not None:
             if store is None or broker is None:
                 raise ValueError("Pass both store= and broker= to use custom adapters")
+            self.settings = settings or Settings(database_url="memory://")
             self.service = Orchestrator(store, broker, policy)
         else:
             overrides = {"database_url": database_url, "broker_url": broker_url}
@@ -87,7 +89,9 @@ class Client:
                 self.service.policy = dataclasses.replace(
                     policy, publish=self.service.broker.requires_publish
                 )
-        self.max_input_bytes = max_input_bytes
+        self.max_input_bytes = (
+            max_input_bytes if max_input_bytes is not None else self.settings.max_input_bytes
+        )
 
     def jobs(self) -> JobClient:
         return JobClient(self)
@@ -102,8 +106,8 @@ class Client:
         cache: JobCache | None = None,
         *,
         runner: Runner | None = None,
-        lease: float = 30.0,
-        grace_period: float = 20.0,
+        lease: float | None = None,
+        grace_period: float | None = None,
         timeout: float | None = None,
         settings: RunnerSettings | None = None,
     ) -> TaskRunner:
@@ -122,10 +126,12 @@ class Client:
             raise ValueError("A runner needs at least one task class to run (tasks=[...])")
         chosen_cache: Any = cache if cache is not None else registry.cache or NoCache()
         settings = settings or RunnerSettings(
-            lease=lease,
-            grace_period=grace_period,
+            lease=lease if lease is not None else self.settings.lease,
+            grace_period=grace_period if grace_period is not None else self.settings.grace_period,
             default_timeout=timeout,
             max_input_bytes=self.max_input_bytes,
+            sweep_interval=self.settings.sweep_interval,
+            heartbeat_interval=self.settings.heartbeat_interval,
         )
         return TaskRunner(self.service, found.slug, registry, chosen_cache, settings)
 
