@@ -57,7 +57,7 @@ def _scheme(url: str, what: str, supported: tuple[str, ...]) -> str:
     return scheme
 
 
-def build_store(url: str) -> Store:
+def build_store(url: str, startup_timeout: float | None = None) -> Store:
     """A store for ``memory://``, ``sqlite:///path`` or ``postgresql://…``.
 
     Raises:
@@ -75,7 +75,7 @@ def build_store(url: str) -> Store:
     if scheme == "postgresql" and url.split("://", 1)[0].lower() == "postgres":
         url = "postgresql" + url[len("postgres") :]
     try:
-        return SqlStore(url)
+        return SqlStore(url, startup_timeout=startup_timeout)
     except ValueError as exc:
         raise ConfigurationError(f"Invalid database URL {mask_url(url)!r}: {exc}") from None
 
@@ -102,6 +102,23 @@ def build_broker(url: str, settings: Settings | None = None) -> Broker:
     )
 
 
+def check_broker(url: str, timeout: float = 5.0) -> str:
+    """Reach the broker once and describe it; a start-up check for long-running processes.
+
+    Raises:
+        ConfigurationError: an unsupported or malformed URL.
+        BrokerUnavailableError: the broker cannot be reached (URL masked).
+    """
+    scheme = _scheme(url, "broker URL", BROKER_SCHEMES)
+    if scheme == "none":
+        return "none:// (no broker: runners claim tasks from the database)"
+    if scheme == "memory":
+        return "memory:// (in-process)"
+    from conveyor.broker_amqp import server_version
+
+    return f"{mask_url(url)} (RabbitMQ {server_version(url, timeout)})"
+
+
 def build_orchestrator(settings: Settings) -> Orchestrator:
     """Build store and broker from the settings and wire them.
 
@@ -110,7 +127,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
     """
     db_url = settings.resolved_database_url()
     broker_url = settings.broker_url or ("memory://" if db_url == "memory://" else "none://")
-    store = build_store(db_url)
+    store = build_store(db_url, settings.startup_timeout)
     try:
         broker = build_broker(broker_url, settings)
     except BaseException:

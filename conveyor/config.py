@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     amqp_queue_type: Literal["classic", "quorum"] | None = None
     #: The broker's ``consumer_timeout`` in seconds (it cannot be read over AMQP).
     amqp_consumer_timeout: float = 1800.0
+    #: Seconds a process waits for the database at start before giving up with a clear error.
+    startup_timeout: float = 5.0
     #: Seconds a task lease lasts without extension.
     lease: float = 30.0
     #: Seconds a running task may finish after SIGTERM before it is handed back.

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from conveyor.broker_amqp._consumer import AmqpConsumer, AmqpDelivery, ConsumerStats
 from conveyor.broker_amqp._topology import AmqpTopologyError, QueueType
-from conveyor.broker_amqp.broker import DEFAULT_QUEUE_TYPE, AmqpBroker
+from conveyor.broker_amqp.broker import DEFAULT_QUEUE_TYPE, AmqpBroker, server_version
 
 __all__ = [
     "DEFAULT_QUEUE_TYPE",
@@ -63,4 +63,5 @@ __all__ = [
     "AmqpTopologyError",
     "ConsumerStats",
     "QueueType",
+    "server_version",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 
 from kombu.connection import Connection
 
+from conveyor.broker_amqp._connection import close_quietly, open_connection
 from conveyor.broker_amqp._consumer import AmqpConsumer, ConsumerSettings, ConsumerStats
 from conveyor.broker_amqp._publisher import Publisher
 from conveyor.broker_amqp._topology import QueueType, Topology
@@ -169,3 +170,17 @@ def _mask(url: str) -> str:
         return str(Connection(url).as_uri())
     except Exception:  # only for repr: never fail, never leak a password
         return "amqp://…"
+
+
+def server_version(url: str, connect_timeout: float = 5.0) -> str:
+    """Connect once and return RabbitMQ's version: a start-up check that fails fast.
+
+    Raises:
+        BrokerUnavailableError: unreachable, refused or authentication failed (URL masked).
+    """
+    conn = open_connection(url, heartbeat=0, connect_timeout=connect_timeout, name="probe")
+    try:
+        version = conn.connection.server_properties.get("version", "?")
+        return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        close_quietly(conn, graceful=True)

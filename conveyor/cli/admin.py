@@ -192,12 +192,12 @@ def doctor(app: App) -> None:
     table.add_column()
     ok = True
     db_url = settings.resolved_database_url()
-    from conveyor.bootstrap import build_broker, build_store, mask_url
+    from conveyor.bootstrap import build_broker, build_store, check_broker, mask_url
 
     started = time.monotonic()
     store = None
     try:
-        store = build_store(db_url)
+        store = build_store(db_url, settings.startup_timeout)
         version = _database_version(store)
         ok &= _check(
             table,
@@ -220,12 +220,8 @@ def doctor(app: App) -> None:
         )
     broker_url = settings.resolved_broker_url()
     try:
+        detail = check_broker(broker_url, settings.startup_timeout)
         broker = build_broker(broker_url, settings)
-        detail = mask_url(broker_url)
-        if broker_url.startswith("none://"):
-            detail += " (no broker: runners claim tasks from the database)"
-        elif broker_url.startswith("amqp"):
-            detail += f" (RabbitMQ {_rabbitmq_version(broker_url)})"
         if store is not None and hasattr(broker, "queue_depths"):
             for runner in store.run(lambda tx: tx.list_runners()):
                 depths = broker.queue_depths(runner.cluster, runner.identifiers)
@@ -257,14 +253,3 @@ def _database_version(store: object) -> str:
             return f"PostgreSQL {row}"
         row = connection.exec_driver_sql("select sqlite_version()").scalar()
         return f"SQLite {row}"
-
-
-def _rabbitmq_version(url: str) -> str:
-    """Connect once (fails fast) and read the server's version."""
-    from kombu.connection import Connection
-
-    with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
-        connection.ensure_connection(max_retries=1)
-        properties = connection.connection.server_properties
-        version = properties.get("version", "?")
-        return version.decode() if isinstance(version, bytes) else str(version)

@@ -14,6 +14,7 @@ from types import FrameType
 
 import click
 
+from conveyor.bootstrap import check_broker
 from conveyor.caches import LocalFileSystemCache
 from conveyor.cli._app import App, pass_app
 from conveyor.cli._imports import load_tasks
@@ -102,11 +103,12 @@ def worker(
         ),
     )
     _die_with_parent()
+    broker = check_broker(settings.resolved_broker_url(), settings.startup_timeout)
     app.err.print(
         f"[bold]conveyor worker[/] {runner.id} on cluster [bold]{cluster}[/]\n"
         f"  tasks:    {', '.join(str(i) for i in runner.registry.task_identifiers)}\n"
         f"  database: {_masked(settings.resolved_database_url())}\n"
-        f"  broker:   {_masked(settings.resolved_broker_url())}"
+        f"  broker:   {broker}"
     )
     runner.run_forever()
     app.err.print(f"worker {runner.id} stopped: {runner.computed} computed, {runner.failed} failed")

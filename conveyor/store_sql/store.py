@@ -47,6 +47,8 @@ class SqlStore:
             non-empty database behind the code's schema raises SchemaOutdatedError either way.
         retry_timeout: how long transient failures (lost connection, deadlock, serialisation
             failure, SQLite "database is locked") are retried before StoreUnavailableError.
+        startup_timeout: how long the first connection is retried at construction (default
+            ``retry_timeout``); short for interactive commands that should fail fast.
         connect_timeout: seconds to wait for one connection attempt (PostgreSQL).
         pool_size, max_overflow: connection pool bounds (one connection per concurrent
             transaction).
@@ -63,6 +65,7 @@ class SqlStore:
         *,
         migrate: bool = True,
         retry_timeout: float = 30.0,
+        startup_timeout: float | None = None,
         connect_timeout: float = 10.0,
         pool_size: int = 10,
         max_overflow: int = 20,
@@ -81,7 +84,7 @@ class SqlStore:
         # One in-memory SQLite connection is shared: transactions must take turns.
         self._serial = threading.RLock() if is_memory_sqlite(parsed) else None
         try:
-            self._retrying(partial(self._check_schema, migrate))
+            self._retrying(partial(self._check_schema, migrate), startup_timeout)
         except BaseException:
             self._engine.dispose()
             raise
@@ -113,8 +116,9 @@ class SqlStore:
         with self._engine.connect() as connection, connection.begin():
             return fn(SqlTx(connection))
 
-    def _retrying(self, call: Callable[[], T]) -> T:
-        deadline = time.monotonic() + self.retry_timeout
+    def _retrying(self, call: Callable[[], T], timeout: float | None = None) -> T:
+        started = time.monotonic()
+        deadline = started + (self.retry_timeout if timeout is None else timeout)
         delay = BACKOFF_FIRST
         failures = 0
         while True:
@@ -130,7 +134,8 @@ class SqlStore:
                 if remaining <= 0:
                     raise StoreUnavailableError(
                         f"The database at {self.masked_url} is unavailable: {describe(exc)} "
-                        f"(gave up after {failures} attempts in {self.retry_timeout:g} s)"
+                        f"(gave up after {failures} attempts in "
+                        f"{time.monotonic() - started:.0f} s)"
                     ) from exc
                 pause = min(delay * random.uniform(0.5, 1.5), remaining)
                 log.debug(

@@ -222,3 +222,18 @@ def test_job_state_after_wait_from_the_api(home: Path) -> None:
     run_tasks()
     with Client() as client:
         assert client.jobs().wait(job_id, timeout=5).state is JobState.COMPLETED
+
+
+def test_unreachable_services_fail_fast_with_one_line(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_STARTUP_TIMEOUT", "0.5")
+    db = CliRunner().invoke(
+        cli, ["--database-url", "postgresql://me:pw@127.0.0.1:1/x", "jobs", "list"]
+    )
+    assert db.exit_code == 1 and "is unavailable" in db.output and "pw" not in db.output
+    broker = CliRunner().invoke(
+        cli, ["--broker-url", "amqp://me:pw@127.0.0.1:1//", "worker", "tests.cli.flows:Say"]
+    )
+    assert broker.exit_code == 1 and "cannot connect to RabbitMQ" in broker.output
+    assert ":pw@" not in broker.output
