@@ -38,3 +38,18 @@ def test_run_forever_stops_on_request() -> None:
     monitor.stop()
     thread.join(2)
     assert not thread.is_alive()
+
+
+def test_sweeps_never_duplicate_messages_of_tasks_waiting_for_a_runner() -> None:
+    clock = FakeClock()
+    broker = InMemoryBroker()
+    service = Orchestrator(InMemoryStore(clock.now), broker)
+    service.submit_job(
+        "waiting",
+        [NewTask(TaskId(uuid7()), "default", TaskIdentifier("NoRunnerYet", "v1.0"), b"", "X")],
+    )
+    monitor = Monitor(service)
+    for _ in range(10):
+        clock.advance(60)
+        monitor.run_once()
+    assert broker.depth() == 1
