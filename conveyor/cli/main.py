@@ -21,6 +21,7 @@ from conveyor.cli._app import App
 from conveyor.cli.admin import clusters, db, doctor, runners
 from conveyor.cli.demo import demo
 from conveyor.cli.jobs import cancel, jobs, retry, submit
+from conveyor.cli.ui import ui
 from conveyor.cli.worker import monitor, worker
 from conveyor.config import Settings
 from conveyor.core.errors import ConveyorError
@@ -113,6 +114,7 @@ def cli(
 
 for command in (demo, worker, monitor, submit, retry, cancel, jobs, clusters, runners, db, doctor):
     cli.add_command(command)
+cli.add_command(ui)
 
 
 def main() -> None:

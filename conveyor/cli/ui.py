@@ -1,0 +1,75 @@
+"""`conveyor ui`: the monitoring web UI, its JSON API and Prometheus metrics."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from conveyor.cli._app import App, pass_app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind (0.0.0.0 exposes the UI to the network: set a token).",
+)
+@click.option("--port", default=5555, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token",
+    envvar="CONVEYOR_UI_TOKEN",
+    metavar="TOKEN",
+    help="Require 'Authorization: Bearer TOKEN' for actions (retry, cancel); the UI asks for "
+    "it once per browser tab [env CONVEYOR_UI_TOKEN].",
+)
+@pass_app
+def ui(app: App, host: str, port: int, token: str | None) -> None:
+    """Serve the web UI: dashboard, jobs with their task graphs, runners, clusters and
+    queues; a JSON API under /api (OpenAPI at /api/docs) and Prometheus metrics at /metrics.
+
+    \b
+    Examples:
+      conveyor ui                                  http://127.0.0.1:5555
+      CONVEYOR_UI_TOKEN=s3cret conveyor ui --host 0.0.0.0 --port 8080
+      conveyor --database-url postgresql://user:pass@db/conveyor ui
+    \b
+    Scrape metrics (e.g. for a KEDA Prometheus scaler on conveyor_queue_depth):
+      curl -s http://127.0.0.1:5555/metrics | grep conveyor_queue_depth
+    """
+    import uvicorn
+
+    from conveyor.bootstrap import mask_url
+    from conveyor.web import create_app
+
+    settings = app.settings
+    web = create_app(app.client.service, token=token or None)
+    where = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    app.err.print(
+        f"[bold]conveyor ui[/] on http://{where}:{port}\n"
+        f"  database: {mask_url(settings.resolved_database_url())}\n"
+        f"  actions:  {'need the token' if token else 'open (no --token)'}"
+    )
+    if not _is_loopback(host) and not token:
+        app.err.print(
+            "[yellow]Warning:[/] the UI is reachable from the network and anyone who can reach "
+            "it can retry and cancel jobs: set --token or CONVEYOR_UI_TOKEN."
+        )
+    uvicorn.run(
+        web,
+        host=host,
+        port=port,
+        log_level="info" if app.verbose else "warning",
+        access_log=app.verbose > 1,
+        server_header=False,
+    )

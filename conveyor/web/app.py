@@ -1,0 +1,106 @@
+"""The FastAPI application: JSON API, Prometheus metrics and the static pages that use them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from conveyor import __version__
+from conveyor.core.errors import ConveyorError, NotFoundError
+from conveyor.core.service import Orchestrator
+from conveyor.web.api import router
+from conveyor.web.metrics import MetricsCollector, ThroughputTracker
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+#: Paths of the single-page UI (all served by index.html; the script routes on the path).
+PAGES = ("/", "/jobs", "/jobs/{job_id}", "/tasks/{task_id}", "/runners", "/clusters")
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+def create_app(service: Orchestrator, *, token: str | None = None) -> FastAPI:
+    """The UI for ``service``; with ``token``, retry/cancel need ``Authorization: Bearer``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            app.state.metrics.start()
+        except ConveyorError as exc:  # the store is down: metrics start at the first scrape
+            log.warning("metrics start deferred: %s", exc)
+        yield
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="conveyor",
+        version=__version__,
+        summary="Jobs, task trees, runners and queues of a conveyor installation.",
+        description=(
+            "The JSON API behind conveyor's web UI. Reads are open; the actions (retry, "
+            "cancel) are POSTs that need `Authorization: Bearer <token>` when the UI was "
+            "started with `--token`. Ids are UUIDs; lists are keyset-paginated."
+        ),
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.service = service
+    app.state.token = token or None
+    app.state.throughput = ThroughputTracker()
+    app.state.metrics = MetricsCollector(service)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"location": _location(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "Invalid request"
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ConveyorError)
+    async def unavailable(request: Request, exc: ConveyorError) -> JSONResponse:
+        log.warning("request %s failed: %s", request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics"])
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics (text exposition format 0.0.4)."""
+        collector: MetricsCollector = request.app.state.metrics
+        return Response(collector.render(), media_type=PROMETHEUS_TYPE)
+
+    @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
+    def healthz() -> str:
+        return "ok"
+
+    index = STATIC / "index.html"
+
+    def page() -> FileResponse:
+        return FileResponse(index, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    for path in PAGES:
+        app.add_api_route(path, page, methods=["GET"], include_in_schema=False)
+
+    return app
