@@ -9,12 +9,14 @@ cannot drive them through the user's browser.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 
 from conveyor.core.errors import JobNotFoundError, TaskNotFoundError
 from conveyor.core.identifiers import SLUG_PATTERN, JobId, TaskId, TaskIdentifier
@@ -64,6 +66,16 @@ ACTION: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "A token is required (Authorization: Bearer …)"},
     403: {"model": Problem, "description": "Wrong token, or a request from another site"},
 }
+
+
+def _iso_only(value: Any) -> Any:
+    """Reject what is not an ISO 8601 date-time (pydantic would take '0.5' as a timestamp)."""
+    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-11-28T09:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_only)]
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -215,8 +227,8 @@ def list_jobs(
         ),
     ] = None,
     cluster: Annotated[str | None, Query(max_length=63, pattern=SLUG_PATTERN.pattern)] = None,
-    since: Annotated[dt.datetime | None, Query(description="Submitted at or after.")] = None,
-    until: Annotated[dt.datetime | None, Query(description="Submitted before.")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Submitted at or after.")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Submitted before.")] = None,
     before: Annotated[
         uuid.UUID | None, Query(description="Continue after this job id (keyset pagination).")
     ] = None,

@@ -55,4 +55,50 @@ class Publish(Task):
         context.current_task.display = "Publish report"
 
 
-TASKS = [Report, Chunk, Summarize, Publish]
+class Album(Task):
+    """A fan-out of ``count`` thumbnails, then a publish step that waits for all of them."""
+
+    name: str
+    count: int = 100
+    sleep: float = 0.0
+
+    @staticmethod
+    def identifier() -> tuple[str, str]:
+        return "Album", "v2.1"
+
+    def execute(self, context: ExecutionContext) -> None:
+        context.current_task.display = f"Album {self.name}"
+        context.progress("thumbnails").add(self.count)
+        thumbs = context.submit_subtasks(
+            [Thumbnail(f"{self.name}/{i:05d}.jpg", self.sleep) for i in range(self.count)],
+            max_retries=2,
+        )
+        context.submit_subtask(Publish(), depends_on=thumbs)
+
+
+class Thumbnail(Task):
+    path: str
+    sleep: float = 0.0
+
+    @staticmethod
+    def identifier() -> tuple[str, str]:
+        return "Thumbnail", "v1.4"
+
+    def execute(self, context: ExecutionContext) -> None:
+        if self.sleep:
+            time.sleep(self.sleep)
+        context.current_task.display = f"Thumbnail {self.path}"
+        context.progress("thumbnails").done(1)
+
+
+class Train(Task):
+    """A task for a GPU cluster."""
+
+    model: str
+    epochs: int = 10
+
+    def execute(self, context: ExecutionContext) -> None:
+        context.progress("epochs").add(self.epochs)
+
+
+TASKS = [Report, Chunk, Summarize, Publish, Album, Thumbnail]

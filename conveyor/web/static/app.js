@@ -287,7 +287,7 @@ function dashboardPage() {
         </div>`;
     },
     async refresh() {
-      const d = await api("/api/dashboard");
+      const [d, latest] = await Promise.all([api("/api/dashboard"), api("/api/jobs?limit=6")]);
       const ready = d.queues.reduce((s, q) => s + q.ready, 0);
       const running = d.queues.reduce((s, q) => s + q.running, 0);
       const active = (d.jobs_by_state.RUNNING || 0) + (d.jobs_by_state.STARTED || 0) + (d.jobs_by_state.SUBMITTED || 0);
@@ -302,7 +302,8 @@ function dashboardPage() {
       const counts = d.jobs_by_state;
       $("#dash-jobs", main).innerHTML = d.jobs_total
         ? `${stackbar(counts, JOB_STATES, true)}
-           <div class="legend">${JOB_STATES.map((s) => `<a class="item" href="/jobs?state=${s}" data-link><i class="dot-state bg-${s}"></i>${s.toLowerCase()} <b>${num(counts[s])}</b></a>`).join("")}</div>`
+           <div class="legend">${JOB_STATES.map((s) => `<a class="item" href="/jobs?state=${s}" data-link><i class="dot-state bg-${s}"></i>${s.toLowerCase()} <b>${num(counts[s])}</b></a>`).join("")}</div>
+           <div class="latest">${latest.items.map((j) => `<a href="/jobs/${j.id}" data-link>${pill(j.state)}<span class="n">${esc(j.name)}</span><span class="t">${num(j.tasks.done)} / ${num(j.tasks.total)} tasks · ${ago(j.submitted_at)}</span></a>`).join("")}</div>`
         : `<div class="empty"><div class="big">No jobs yet</div>Submit one with <code>conveyor submit</code> or <code>client.jobs().submit(…)</code></div>`;
       $("#dash-queues", main).innerHTML = queueTable(d.queues, true);
       $("#dash-failures", main).innerHTML = d.failures.length
@@ -320,7 +321,7 @@ function dashboardPage() {
 }
 
 function throughputChart(points) {
-  const width = 640, height = 180, left = 34, bottom = 22, top = 8;
+  const width = 640, height = 180, left = 46, bottom = 22, top = 8;
   const max = Math.max(1, ...points.map((p) => p.computed + p.failed + p.other));
   const scale = niceMax(max);
   const barW = (width - left) / points.length;
@@ -357,7 +358,8 @@ function niceMax(value) {
 function queueTable(queues, withCluster) {
   if (!queues.length) return `<div class="empty"><div class="big">All queues are empty</div>No task is waiting for a runner or running.</div>`;
   const max = Math.max(1, ...queues.map((q) => q.ready));
-  return `<table class="data"><thead><tr>${withCluster ? "<th>Cluster</th>" : ""}<th>Task</th><th>Version</th><th class="num">Ready</th><th class="num">Running</th><th class="num">Consumers</th></tr></thead><tbody>
+  const cols = `<colgroup>${withCluster ? `<col class="c-cluster">` : ""}<col class="c-task"><col class="c-version"><col class="c-ready"><col><col></colgroup>`;
+  return `<table class="data queues">${cols}<thead><tr>${withCluster ? "<th>Cluster</th>" : ""}<th>Task</th><th>Version</th><th class="num">Ready</th><th class="num">Running</th><th class="num">Consumers</th></tr></thead><tbody>
     ${queues.map((q) => `<tr>
       ${withCluster ? `<td>${esc(q.cluster)}</td>` : ""}
       <td class="name">${esc(q.identifier.name)}</td><td><span class="tag">${esc(q.identifier.version)}</span></td>
@@ -1002,12 +1004,12 @@ function runnersPage() {
           <td>${pill(r.state)}</td>
           <td><div class="name mono">${esc(r.id)}</div><div class="id">${esc(r.host)} · pid ${r.pid}</div></td>
           <td>${esc(r.cluster)}</td>
-          <td>${r.identifiers.slice(0, 4).map((i) => `<span class="tag">${esc(i.name)} ${esc(i.version)}</span>`).join("")}${r.identifiers.length > 4 ? `<span class="muted">+${r.identifiers.length - 4} more</span>` : ""}</td>
+          <td>${r.identifiers.slice(0, 3).map((i) => `<span class="tag">${esc(i.name)} ${esc(i.version)}</span>`).join("")}${r.identifiers.length > 3 ? `<span class="muted nowrap" title="${esc(r.identifiers.slice(3).map((i) => `${i.name} ${i.version}`).join(", "))}">+${r.identifiers.length - 3} more</span>` : ""}</td>
           <td>${r.current_task ? `<a class="mono" href="/tasks/${r.current_task}" data-link>${short(r.current_task)}…</a>` : `<span class="faint">idle</span>`}</td>
           <td class="num">${num(r.tasks_computed)}</td>
           <td class="num">${r.tasks_failed ? `<span class="warn-text">${num(r.tasks_failed)}</span>` : "0"}</td>
-          <td class="num" title="${esc(when(r.last_seen))}">${r.seconds_since_seen < 5 ? "just now" : `${duration(r.seconds_since_seen).replace(/ \d+s$/, "")} ago`}</td>
-          <td class="num">${duration(between(r.started_at, r.state === "online" ? null : r.last_seen)).replace(/\.\d+ s$/, " s")}</td></tr>`).join("")}
+          <td class="num nowrap" title="${esc(when(r.last_seen))}">${ago(r.last_seen)}</td>
+          <td class="num nowrap">${duration(Math.round(between(r.started_at, r.state === "online" ? null : r.last_seen)))}</td></tr>`).join("")}
       </tbody></table>`;
     },
   };
