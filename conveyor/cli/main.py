@@ -7,7 +7,6 @@ adds the traceback. Logs are quiet by default.
 
 from __future__ import annotations
 
-import logging
 import sys
 import traceback
 from typing import Any
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from conveyor import __version__
 from conveyor.bootstrap import ConfigurationError
 from conveyor.cli._app import App
+from conveyor.cli._logging import configure as configure_logging
 from conveyor.cli.admin import clusters, db, doctor, runners
 from conveyor.cli.demo import demo
 from conveyor.cli.jobs import cancel, jobs, retry, submit
@@ -74,6 +74,15 @@ class ConveyorGroup(click.Group):
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.option("-v", "--verbose", count=True, help="More logs (-v info, -vv debug) and tracebacks.")
+@click.option(
+    "--log-format",
+    envvar="CONVEYOR_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text with key=value context, or one JSON object per line "
+    "[env CONVEYOR_LOG_FORMAT].",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -81,6 +90,7 @@ def cli(
     broker_url: str | None,
     as_json: bool,
     verbose: int,
+    log_format: str,
 ) -> None:
     """conveyor: workflows of Python tasks, run by any number of task runners.
 
@@ -98,10 +108,7 @@ def cli(
     Shell completion (bash; zsh/fish alike):
       eval "$(_CONVEYOR_COMPLETE=bash_source conveyor)"
     """
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(verbose, log_format)
     overrides = {"database_url": database_url, "broker_url": broker_url}
     try:
         settings = Settings.model_validate({k: v for k, v in overrides.items() if v})
