@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conveyor import Client
+from conveyor import Client, ExecutionContext, Task
 from conveyor.config import Settings
 from conveyor.core.identifiers import TaskIdentifier
 from conveyor.core.model import RunnerInfo
@@ -27,11 +27,68 @@ from integration.web.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, ui_server
 from tests.web.flows import TASKS, Album, Report, Train
 
 
+class Pipeline(Task):
+    """A nightly tile pipeline: downloads, a resize fan-out and an index, then a publish."""
+
+    day: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        context.current_task.display = f"Tiles {self.day}"
+        regions = ("eu-west", "us-east", "ap-south")
+        downloads = context.submit_subtasks([Download(r) for r in regions])
+        context.progress("tiles").add(240)
+        resized = context.submit_subtasks(
+            [Resize(i) for i in range(240)], depends_on=downloads, max_retries=2
+        )
+        index = context.submit_subtask(BuildIndex(), depends_on=downloads)
+        context.submit_subtask(PublishTiles(), depends_on=[*resized, index])
+
+
+class Download(Task):
+    region: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        context.current_task.display = f"Download {self.region}"
+        if self.region == "eu-west":
+            context.submit_subtasks([Verify(f"part-{i}") for i in range(3)])
+        time.sleep(0.3)
+
+
+class Verify(Task):
+    part: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        context.current_task.display = f"Verify {self.part}"
+
+
+class Resize(Task):
+    tile: int
+
+    def execute(self, context: ExecutionContext) -> None:
+        time.sleep(0.25)
+        context.progress("tiles").done(1)
+
+
+class BuildIndex(Task):
+    def execute(self, context: ExecutionContext) -> None:
+        context.current_task.display = "Build index"
+        time.sleep(0.5)
+
+
+class PublishTiles(Task):
+    def execute(self, context: ExecutionContext) -> None:
+        context.current_task.display = "Publish tiles"
+
+
+PIPELINE = [Pipeline, Download, Verify, Resize, BuildIndex, PublishTiles]
+
+
 @contextmanager
-def runner_threads(client: Client, count: int) -> Iterator[list[TaskRunner]]:
+def runner_threads(client: Client, count: int, cluster: str) -> Iterator[list[TaskRunner]]:
     runners = [
         client.runner(
-            tasks=TASKS,
+            cluster,
+            tasks=[*TASKS, *PIPELINE],
             settings=RunnerSettings(sweep_interval=0.5, heartbeat_interval=0.5),
         )
         for _ in range(count)
@@ -53,6 +110,7 @@ def build(folder: Path) -> tuple[str, Client]:
     url = f"sqlite:///{folder / 'conveyor.db'}"
     client = Client(database_url=url, settings=Settings(home=folder / "home"))
     client.clusters().create("GPU machines", slug="gpu")
+    client.clusters().create("Media", slug="media")
     flag = folder / "summary-input"
     done = folder / "done"
     done.touch()
@@ -91,23 +149,33 @@ def shoot(out: Path) -> None:
         url, client = build(folder)
         failed = client.jobs().query(name="2026-11-28")[0]
         summarize = next(t for t in client.jobs().tasks(failed) if t.identifier.name == "Summarize")
-        album = client.jobs().submit("thumbnails album-42", Album("album-42", 4000, 0.03))
-        with runner_threads(client, 3), ui_server(url) as base, sync_playwright() as pw:
+        tiles = client.jobs().submit("tiles 2026-11-28", Pipeline("2026-11-28"))
+        album = client.jobs().submit(
+            "thumbnails album-42", Album("album-42", 4000, 0.03), cluster="media"
+        )
+        with (
+            runner_threads(client, 3, "default"),
+            runner_threads(client, 2, "media"),
+            ui_server(url) as base,
+            sync_playwright() as pw,
+        ):
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
-            time.sleep(8)  # some thumbnails done, some running: a live picture
+            time.sleep(9)  # both under way, some tasks running: a live picture
 
-            def snap(path: str, name: str, wait_for: str, full: bool = False) -> None:
+            def snap(path: str, name: str, wait_for: str, height: int = 900) -> None:
+                page.set_viewport_size({"width": 1440, "height": height})
                 page.goto(f"{base}{path}")
                 page.wait_for_selector(wait_for)
                 page.wait_for_timeout(1200)
-                page.screenshot(path=str(out / f"{name}.png"), full_page=full)
+                page.screenshot(path=str(out / f"{name}.png"))
                 print(f"saved {out / name}.png")
 
             snap("/", "dashboard", "#dash-stats .stat")
             snap("/jobs", "jobs", "#jobs-body tr.link")
-            snap(f"/jobs/{album.id}", "job-running", "#graph svg")
-            snap(f"/jobs/{failed.id}?task={summarize.id}", "job-failed", "#traceback", True)
+            snap(f"/jobs/{tiles.id}", "job-running", "#graph svg", 1180)
+            snap(f"/jobs/{album.id}", "job-fan-out", "#graph svg")
+            snap(f"/jobs/{failed.id}?task={summarize.id}", "job-failed", "#traceback", 1340)
             snap("/runners?all=true", "runners", "#runners-body table")
             snap("/clusters", "clusters", ".cluster-card")
             browser.close()

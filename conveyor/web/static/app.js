@@ -27,7 +27,7 @@ const num = (n) => nf.format(n ?? 0);
 function duration(seconds) {
   if (seconds == null || Number.isNaN(seconds)) return "–";
   if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
+  if (seconds < 60) return `${Number.isInteger(seconds) ? seconds : seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
   const m = Math.floor(seconds / 60), s = Math.floor(seconds % 60);
   if (m < 60) return `${m}m ${String(s).padStart(2, "0")}s`;
   const h = Math.floor(m / 60);
@@ -321,7 +321,7 @@ function dashboardPage() {
 }
 
 function throughputChart(points) {
-  const width = 640, height = 180, left = 46, bottom = 22, top = 8;
+  const width = 640, height = 250, left = 46, bottom = 22, top = 8;
   const max = Math.max(1, ...points.map((p) => p.computed + p.failed + p.other));
   const scale = niceMax(max);
   const barW = (width - left) / points.length;
@@ -358,7 +358,7 @@ function niceMax(value) {
 function queueTable(queues, withCluster) {
   if (!queues.length) return `<div class="empty"><div class="big">All queues are empty</div>No task is waiting for a runner or running.</div>`;
   const max = Math.max(1, ...queues.map((q) => q.ready));
-  const cols = `<colgroup>${withCluster ? `<col class="c-cluster">` : ""}<col class="c-task"><col class="c-version"><col class="c-ready"><col><col></colgroup>`;
+  const cols = `<colgroup>${withCluster ? `<col class="c-cluster">` : ""}<col class="c-task"><col class="c-version"><col class="c-ready"><col class="c-running"><col class="c-consumers"></colgroup>`;
   return `<table class="data queues">${cols}<thead><tr>${withCluster ? "<th>Cluster</th>" : ""}<th>Task</th><th>Version</th><th class="num">Ready</th><th class="num">Running</th><th class="num">Consumers</th></tr></thead><tbody>
     ${queues.map((q) => `<tr>
       ${withCluster ? `<td>${esc(q.cluster)}</td>` : ""}
@@ -563,7 +563,9 @@ function jobPage(jobId) {
     }
     const placed = [];
     let x = 0, height = 0;
+    // Plain nodes first, expanded ones (tall blocks) last: dependency edges stay short.
     for (const column of columns.filter(Boolean)) {
+      column.sort((a, b) => (a.block.child ? 1 : 0) - (b.block.child ? 1 : 0));
       let y = 0, width = NODE_W;
       for (const item of column) {
         placed.push({ ...item, x, y });
@@ -925,8 +927,8 @@ function jobPage(jobId) {
         <div class="job-layout mt" id="job-layout">
           <div class="card">
             <div class="card-head"><h2>Task graph</h2><span class="muted" id="graph-count"></span><span class="grow"></span>
-              <span class="graph-legend">${["WAITING", "QUEUED", "RUNNING", "COMPUTED", "FAILED", "SKIPPED", "FAILED_OPTIONAL"].map((s) => `<span><i class="dot-state bg-${s}"></i>${s === "QUEUED" ? "ready" : s.toLowerCase().replace("_", " ")}</span>`).join("")}</span>
-              <button class="small" id="collapse-all" title="Show only the root tasks">Collapse</button></div>
+              <button class="small" id="collapse-all" title="Show only the root tasks">Collapse all</button></div>
+            <div class="graph-legend legend-row">${["WAITING", "QUEUED", "RUNNING", "COMPUTED", "FAILED", "SKIPPED", "FAILED_OPTIONAL"].map((s) => `<span><i class="dot-state bg-${s}"></i>${s === "QUEUED" ? "ready" : s.toLowerCase().replace("_", " ")}</span>`).join("")}<span class="faint">· click a task for details, a group to list its tasks, ▸ to show subtasks</span></div>
             <div class="card-body flush" style="padding-bottom:0"><div class="graph-wrap" id="graph"><div class="skeleton">Loading the task graph…</div></div></div>
           </div>
           <div class="panel" id="panel"></div>
