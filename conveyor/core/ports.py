@@ -12,7 +12,8 @@ statement) in the SQL adapter, so a completion costs O(changed rows) even in a j
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
@@ -44,6 +45,19 @@ from conveyor.core.views import (
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedTask:
+    """What :meth:`StoreTx.finish_computed` changed besides the task itself."""
+
+    job_id: JobId
+    #: The parent after its ``open_children`` was decremented; None for a root task.
+    parent: TaskRecord | None
+    #: Dependents that became ready, as ``release_dependents`` returns them.
+    released: list[TaskRecord]
+    #: The job's facts read after every change above, under the job row's lock.
+    facts: JobFacts
 
 
 class StoreTx(Protocol):
@@ -159,6 +173,46 @@ class StoreTx(Protocol):
 
     def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
         """Whether ``claim_next`` could find a task now or once a ``not_before`` passes."""
+        ...
+
+    def claim_task(
+        self,
+        task_id: TaskId,
+        runner_id: str,
+        lease_seconds: float,
+        job_state: JobState,
+        job_states_from: Collection[JobState],
+    ) -> ClaimedTask | None:
+        """``claim``, and in the same step the claimed task's job: set to ``job_state`` (with
+        ``updated_at = now``) if its state is one of ``job_states_from``, else left as it is.
+
+        The job row is locked in both cases, as ``job_facts`` locks it, so a concurrent
+        transaction deriving the job's state from its facts waits for this claim and sees the
+        running task. None (and no change at all) when ``claim`` would return None. A SQL adapter
+        does all of it in one statement, and may commit a transaction that did nothing but this
+        claim without waiting for the disk (see the SQL adapter for why that is safe)."""
+        ...
+
+    def finish_computed(
+        self, task_id: TaskId, attempt: int, display: str | None, publish_lease: float | None
+    ) -> FinishedTask | None:
+        """Fenced: record a successful attempt that created no subtasks, in one step.
+
+        Only if the task is RUNNING at ``attempt``; otherwise None and nothing changes. Then,
+        exactly as the finer primitives would:
+
+        * the task becomes COMPUTED with ``stopped_at = now``, no lease, no error,
+          ``open_children = 0`` and ``display`` replaced unless it is None, and its attempt row
+          is closed as ``end_attempt(task_id, attempt, "computed", None)`` does;
+        * it is marked complete (``mark_complete``: it has no children) and
+          ``release_dependents(task_id, publish_lease)`` runs;
+        * a task with a parent decrements it (``decrement_open_children``), in the lock order
+          task → parent → job;
+        * ``job_facts`` of the task's job is read last, under the job row's lock.
+
+        Walking further up (a parent whose subtree is now complete) and writing the job state
+        are left to the caller. A SQL adapter needs one statement for the task and one round
+        trip for the job's facts, instead of the dozen statements of the finer primitives."""
         ...
 
     def extend_lease(

@@ -182,12 +182,17 @@ def submit_job(
     return job, Outcome([message_for(r) for r in records if r.publish_pending])
 
 
+#: Job states a successful claim moves to RUNNING. A claim succeeds only on an active job
+#: (not FAILED, CANCELED or COMPLETED), and afterwards the job has a RUNNING task and an
+#: incomplete root, so ``derive_job_state`` can only give RUNNING: no facts need to be read.
+CLAIM_STARTS_JOB = frozenset({JobState.SUBMITTED, JobState.STARTED})
+
+
 def claim(tx: StoreTx, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
-    """Claim one task named by a delivery; None if it is not dispatchable (drop the message)."""
-    claimed = tx.claim(task_id, runner_id, lease_seconds)
-    if claimed is not None:
-        refresh_job_state(tx, claimed.job_id)
-    return claimed
+    """Claim one task named by a delivery; None if it is not dispatchable (drop the message).
+
+    The job becomes RUNNING in the same step (see :data:`CLAIM_STARTS_JOB`)."""
+    return tx.claim_task(task_id, runner_id, lease_seconds, JobState.RUNNING, CLAIM_STARTS_JOB)
 
 
 def _locked_running(tx: StoreTx, task_id: TaskId, attempt: int) -> TaskRecord | None:
@@ -211,18 +216,19 @@ def complete(
     Idempotent on ``(task_id, attempt)``: a retry of a commit whose reply was lost finds the task
     COMPUTED at the same attempt and reports success. A stale attempt (the lease expired and
     another runner took over) records nothing: ``Outcome.recorded`` is False.
+
+    Without subtasks (the common case) the store records it in one step
+    (``StoreTx.finish_computed``); the rules applied are the same.
     """
+    if display is not None:
+        display = display[:MAX_DISPLAY]
+    if not subtasks:
+        return _complete_leaf(tx, task_id, attempt, display, progress, policy)
     task = _locked_running(tx, task_id, attempt)
     if task is None:
-        current = tx.get_task(task_id)
-        done = (
-            current is not None
-            and current.attempt == attempt
-            and current.state is TaskState.COMPUTED
-        )
-        return Outcome(recorded=done)
+        return _computed_before(tx, task_id, attempt)
     if display is not None:
-        task.display = display[:MAX_DISPLAY]
+        task.display = display
     tx.write_progress(task.id, attempt, progress)
     try:
         _require_clusters(tx, (s.cluster for s in subtasks))
@@ -247,6 +253,44 @@ def complete(
     if task.open_children == 0:
         out.to_publish += _propagate_complete(tx, task, policy)
     refresh_job_state(tx, task.job_id)
+    return out
+
+
+def _computed_before(tx: StoreTx, task_id: TaskId, attempt: int) -> Outcome:
+    """A completion that found its guard gone: success if this very attempt was recorded
+    COMPUTED already (a retried commit whose reply was lost), else a stale attempt."""
+    current = tx.get_task(task_id)
+    done = (
+        current is not None and current.attempt == attempt and current.state is TaskState.COMPUTED
+    )
+    return Outcome(recorded=done)
+
+
+def _complete_leaf(
+    tx: StoreTx,
+    task_id: TaskId,
+    attempt: int,
+    display: str | None,
+    progress: Mapping[str | None, tuple[int, int]],
+    policy: Policy,
+) -> Outcome:
+    """``complete`` without subtasks: COMPUTED and complete at once (it has no children), its
+    dependents released and its parent decremented by the store in one step; then the walk up
+    (``_propagate_complete``) continues here only if the parent's subtree completed too."""
+    finished = tx.finish_computed(
+        task_id, attempt, display, policy.publish_lease if policy.publish else None
+    )
+    if finished is None:
+        return _computed_before(tx, task_id, attempt)
+    if progress:
+        tx.write_progress(task_id, attempt, progress)
+    out = Outcome([message_for(r) for r in finished.released if r.publish_pending])
+    parent = finished.parent
+    if parent is not None and parent.open_children == 0 and parent.state in DONE_STATES:
+        out.to_publish += _propagate_complete(tx, parent, policy)
+        refresh_job_state(tx, finished.job_id)
+    else:
+        tx.set_job_state(finished.job_id, derive_job_state(finished.facts))
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from conveyor.core.errors import AlreadyExistsError, JobNotFoundError, TaskNotFoundError
@@ -34,6 +34,7 @@ from conveyor.core.model import (
     TaskRecord,
     TaskState,
 )
+from conveyor.core.ports import FinishedTask
 from conveyor.core.views import (
     AttemptBucket,
     ChildGroup,
@@ -368,6 +369,43 @@ class InMemoryTx:
             t.deps_open == 0 and self._t.jobs[t.job_id].state not in _INACTIVE
             for t in self._matching(cluster, identifiers)
         )
+
+    def claim_task(
+        self,
+        task_id: TaskId,
+        runner_id: str,
+        lease_seconds: float,
+        job_state: JobState,
+        job_states_from: Collection[JobState],
+    ) -> ClaimedTask | None:
+        claimed = self.claim(task_id, runner_id, lease_seconds)
+        if claimed is not None and self._t.jobs[claimed.job_id].state in job_states_from:
+            self.set_job_state(claimed.job_id, job_state)
+        return claimed
+
+    def finish_computed(
+        self, task_id: TaskId, attempt: int, display: str | None, publish_lease: float | None
+    ) -> FinishedTask | None:
+        task = self._running(task_id, attempt)
+        if task is None:
+            return None
+        task = dataclasses.replace(
+            task,
+            state=TaskState.COMPUTED,
+            stopped_at=self._now,
+            lease_expires=None,
+            error=None,
+            open_children=0,
+            display=task.display if display is None else display,
+        )
+        self._store_task(task)
+        self.end_attempt(task_id, attempt, "computed", None)
+        self.mark_complete(task_id)
+        released = self.release_dependents(task_id, publish_lease)
+        parent = None
+        if task.parent_id is not None:
+            parent = self.decrement_open_children(task.parent_id)
+        return FinishedTask(task.job_id, parent, released, self.job_facts(task.job_id))
 
     def _running(self, task_id: TaskId, attempt: int) -> TaskRecord | None:
         task = self._t.tasks.get(task_id)

@@ -14,6 +14,7 @@ for both forms.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +39,7 @@ from sqlalchemy import (
 from conveyor.core.model import DONE_STATES, INACTIVE_JOB_STATES, TaskState
 from conveyor.store_sql.schema import (
     UtcDateTime,
+    clusters,
     jobs,
     task_attempts,
     task_dependencies,
@@ -141,6 +143,7 @@ class Statements:
         tx_now = [func.now().label("tx_now")] if pg else []
 
         self.select_task = select(*TASK_COLUMNS, *tx_now).where(tasks.c.id == task_id)
+        self.get_cluster = select(clusters, *tx_now).where(clusters.c.slug == bindparam("p_slug"))
         self.lock_task = self.select_task.with_for_update()
         self.save_task = (
             update(tasks)
@@ -363,3 +366,108 @@ def statements(pg: bool) -> Statements:
             if found is None:
                 found = _BY_DIALECT[pg] = Statements(pg)
     return found
+
+
+# -- coarse hot-path statements (PostgreSQL) ---------------------------------------------------
+# Written as SQL text: data-modifying CTEs chained through RETURNING, each sent as one statement
+# (psycopg prepares them server-side after a few executions). SQLite composes the finer
+# statements instead (see ``SqlTx.claim_task`` and ``SqlTx.finish_computed``).
+
+_INACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(INACTIVE_JOB_STATES))
+
+#: claim + attempt row + job row lock + conditional job state, in one statement (the job
+#: states it may change are rendered as literals by :func:`pg_claim_task`).
+_PG_CLAIM_TASK = f"""
+WITH claimed AS (
+    UPDATE tasks SET
+        state = 'RUNNING', attempt = attempt + 1, runner_id = %(p_runner_id)s,
+        started_at = now(), stopped_at = NULL,
+        lease_expires = now() + interval '1 second' * %(lease)s,
+        not_before = NULL, publish_pending = false
+    WHERE id = %(p_task_id)s AND state = 'QUEUED' AND deps_open = 0
+        AND (not_before IS NULL OR not_before <= now())
+        AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = tasks.job_id
+                    AND jobs.state NOT IN ({_INACTIVE_SQL}))
+    RETURNING id, job_id, parent_id, cluster, name, version, input, display, attempt,
+        retry_count, max_retries, optional_path, timeout, lease_expires, depends_on, started_at
+), recorded AS (
+    INSERT INTO task_attempts (task_id, attempt, runner_id, started_at, outcome)
+    SELECT id, attempt, %(p_runner_id)s, started_at, 'running' FROM claimed
+), job AS (
+    SELECT jobs.id, jobs.name, jobs.state FROM jobs JOIN claimed ON jobs.id = claimed.job_id
+    FOR NO KEY UPDATE OF jobs
+), promoted AS (
+    UPDATE jobs SET state = %(p_job_state)s, updated_at = now() FROM job
+    WHERE jobs.id = job.id AND job.state IN ({{job_from}})
+    RETURNING jobs.id
+)
+SELECT claimed.*, job.name AS job_name, job.state AS job_state,
+    (SELECT count(*) FROM promoted) AS promoted
+FROM claimed JOIN job ON job.id = claimed.job_id
+"""
+
+_CLAIM_TASK_SQL: dict[frozenset[str], str] = {}
+
+
+def pg_claim_task(job_states_from: Iterable[Any]) -> str:
+    """:data:`_PG_CLAIM_TASK` for these job states (enum members, rendered as literals)."""
+    key = frozenset(s.value for s in job_states_from)
+    found = _CLAIM_TASK_SQL.get(key)
+    if found is None:
+        listed = ", ".join(f"'{v}'" for v in sorted(key)) or "NULL"
+        found = _CLAIM_TASK_SQL[key] = _PG_CLAIM_TASK.replace("{job_from}", listed)
+    return found
+
+
+_TASK_COLS = ", ".join(c.name for c in TASK_COLUMNS)
+
+
+_JOB_ONLY = ", ".join("job.id" if c.name == "id" else "NULL" for c in TASK_COLUMNS)
+
+
+def _cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.name}" for c in TASK_COLUMNS)
+
+
+#: A successful attempt without subtasks: the task, its attempt row, its dependents and its
+#: parent, and the job row's lock, in one statement. The branches of the final UNION ALL run in
+#: order, so the locks are taken task → dependents → parent → job, the order of the finer
+#: primitives (a deadlock would only be retried, never wrong). Rows come back as ``kind`` + task
+#: columns: 'd' the task, 'p' the parent, 'r' each dependent that became ready, 'j' the job
+#: (locked; only ``id`` is set). The job's facts are read by the next statement, whose snapshot
+#: is taken after the lock was granted (``SqlTx.job_facts``).
+PG_FINISH_COMPUTED = f"""
+WITH done AS (
+    UPDATE tasks SET
+        state = 'COMPUTED', stopped_at = now(), lease_expires = NULL, error_type = NULL,
+        error_message = NULL, error_traceback = NULL, open_children = 0, complete = true,
+        display = COALESCE(%(p_display)s, display)
+    WHERE id = %(p_task_id)s AND attempt = %(p_attempt)s AND state = 'RUNNING'
+    RETURNING {_TASK_COLS}
+), ended AS (
+    UPDATE task_attempts SET ended_at = now(), outcome = 'computed', error_type = NULL,
+        error_message = NULL, error_traceback = NULL
+    FROM done WHERE task_attempts.task_id = done.id AND task_attempts.attempt = %(p_attempt)s
+), released AS (
+    UPDATE tasks SET
+        deps_open = tasks.deps_open - e.n,
+        publish_pending = CASE WHEN %(p_publish)s AND tasks.deps_open - e.n = 0
+            AND tasks.state = 'QUEUED' THEN true ELSE tasks.publish_pending END,
+        publish_after = CASE WHEN %(p_publish)s AND tasks.deps_open - e.n = 0
+            AND tasks.state = 'QUEUED'
+            THEN now() + interval '1 second' * %(lease)s ELSE tasks.publish_after END
+    FROM task_dependencies e, done
+    WHERE e.depends_on_id = done.id AND tasks.id = e.task_id
+    RETURNING {_cols("tasks")}
+), parent AS (
+    UPDATE tasks SET open_children = tasks.open_children - 1 FROM done
+    WHERE tasks.id = done.parent_id
+    RETURNING {_cols("tasks")}
+), job AS (
+    SELECT jobs.id FROM jobs JOIN done ON jobs.id = done.job_id FOR NO KEY UPDATE OF jobs
+)
+SELECT 'd' AS kind, now() AS tx_now, {_TASK_COLS} FROM done
+UNION ALL SELECT 'r', now(), {_TASK_COLS} FROM released WHERE state = 'QUEUED' AND deps_open = 0
+UNION ALL SELECT 'p', now(), {_TASK_COLS} FROM parent
+UNION ALL SELECT 'j', now(), {_JOB_ONLY} FROM job
+"""

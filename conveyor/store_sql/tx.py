@@ -22,9 +22,11 @@ import datetime as dt
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -46,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from conveyor.core.errors import AlreadyExistsError, JobNotFoundError, TaskNotFoundError
 from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier, parse_version
@@ -67,6 +69,7 @@ from conveyor.core.model import (
     TaskRecord,
     TaskState,
 )
+from conveyor.core.ports import FinishedTask
 from conveyor.store_sql.copy import COPY_THRESHOLD, copy_rows
 from conveyor.store_sql.queries import MonitoringQueries
 from conveyor.store_sql.schema import (
@@ -81,6 +84,7 @@ from conveyor.store_sql.schema import (
 )
 from conveyor.store_sql.statements import (
     FAILED,
+    PG_FINISH_COMPUTED,
     QUEUED,
     RUNNING,
     TASK_COLUMNS,
@@ -90,6 +94,7 @@ from conveyor.store_sql.statements import (
     later_expr,
     lit,
     now_expr,
+    pg_claim_task,
     statements,
 )
 
@@ -279,6 +284,8 @@ class SqlTx(MonitoringQueries):
         #: Stored state of jobs whose facts this transaction read under the job row's lock (PG)
         #: or its exclusive write lock (SQLite): set_job_state skips writing the same state.
         self._job_states: dict[JobId, str] = {}
+        #: Jobs inserted by this transaction (their tasks need no existence check).
+        self._new_jobs: set[JobId] = set()
 
     @property
     def connection(self) -> Connection:
@@ -319,6 +326,37 @@ class SqlTx(MonitoringQueries):
         sql, defaults = self._sql.driver_sql(stmt, self._conn.dialect)
         return self._conn.exec_driver_sql(sql, {**defaults, **params})
 
+    def _driver_rows(self, sql: str, params: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """PostgreSQL only: run SQL text on the psycopg connection under the SQLAlchemy one (same
+        transaction), rows as dicts, plus the row count. Skips SQLAlchemy's result machinery,
+        which cost more than the statement on the per-task path; driver errors are wrapped as
+        SQLAlchemy's (a lost connection invalidated) so retries and translation apply."""
+        driver = self._conn.connection.driver_connection
+        try:
+            with driver.cursor(row_factory=dict_row) as cursor:  # type: ignore[union-attr]
+                cursor.execute(sql, params)
+                rows = cursor.fetchall() if cursor.description is not None else []
+                return rows, cursor.rowcount
+        except psycopg.Error as exc:
+            lost = self._conn.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+            if lost:
+                self._conn.invalidate(exc)
+            dialect = self._conn.dialect
+            raise DBAPIError.instance(
+                sql, None, exc, psycopg.Error, connection_invalidated=lost, dialect=dialect
+            ) from exc
+
+    def _hot_rows(self, stmt: Any, params: dict[str, Any]) -> tuple[list[Mapping[Any, Any]], int]:
+        """A prebuilt statement's rows (as mappings) and row count, on either database."""
+        if not self._pg:
+            result = self._conn.execute(stmt, params)
+            rows: list[Mapping[Any, Any]] = (
+                [r._mapping for r in result] if result.returns_rows else []
+            )
+            return rows, result.rowcount
+        sql, defaults = self._sql.driver_sql(stmt, self._conn.dialect)
+        return self._driver_rows(sql, {**defaults, **params})  # type: ignore[return-value]
+
     def _prime_now(self, value: dt.datetime | None) -> None:
         if self._now is None and value is not None:
             self._now = value.astimezone(dt.UTC)
@@ -330,10 +368,15 @@ class SqlTx(MonitoringQueries):
 
     # -- clusters ------------------------------------------------------------------------------
     def get_cluster(self, slug: str) -> Cluster | None:
-        row = self._conn.execute(select(clusters).where(clusters.c.slug == slug)).first()
-        if row is None:
+        """Prebuilt; on PostgreSQL it also reads the transaction's ``now()`` (every submission
+        checks its clusters first, then needs the time)."""
+        rows = self._hot_rows(self._sql.get_cluster, {"p_slug": slug})[0]
+        if not rows:
             return None
-        return Cluster(row.slug, row.display_name, bool(row.deletable))
+        row = rows[0]
+        if self._pg:
+            self._prime_now(row["tx_now"])
+        return Cluster(row["slug"], row["display_name"], bool(row["deletable"]))
 
     def list_clusters(self) -> list[Cluster]:
         rows = self._conn.execute(select(clusters).order_by(clusters.c.slug))
@@ -388,6 +431,7 @@ class SqlTx(MonitoringQueries):
                     f"A job with idempotency key {job.idempotency_key!r} already exists"
                 )
             raise AlreadyExistsError(f"A job with id {job.id} already exists")
+        self._new_jobs.add(job.id)
 
     def get_job(self, job_id: JobId) -> JobRecord | None:
         row = self._conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
@@ -404,7 +448,7 @@ class SqlTx(MonitoringQueries):
         if self._job_states.get(job_id) == state.value:
             return False
         params = {"p_job_id": job_id, "p_state": state.value, **self.times()}
-        if self._hot(self._sql.set_job_state, params).rowcount:
+        if self._hot_rows(self._sql.set_job_state, params)[1]:
             if job_id in self._job_states:
                 self._job_states[job_id] = state.value
             return True
@@ -412,7 +456,7 @@ class SqlTx(MonitoringQueries):
             raise JobNotFoundError(f"No job with id {job_id}")
         return False
 
-    def job_facts(self, job_id: JobId) -> JobFacts:
+    def job_facts(self, job_id: JobId, *, locked: bool = False) -> JobFacts:
         """Facts in one SELECT of EXISTS probes, each served by an index.
 
         On PostgreSQL the job row is first locked ``FOR NO KEY UPDATE`` (which does not block
@@ -420,21 +464,23 @@ class SqlTx(MonitoringQueries):
         of a job concurrently would each see the other's task as unfinished (READ COMMITTED)
         and neither would write COMPLETED. With it, the facts of the later transaction are read
         after the earlier one committed. The lock is held for the rest of the transaction,
-        which in the use cases is the job-state write and the commit.
+        which in the use cases is the job-state write and the commit. ``locked``: an earlier
+        statement of this transaction took that lock already (``finish_computed``).
         """
         params = {"p_job_id": job_id}
-        if self._pg and self._hot(self._sql.lock_job, params).first() is None:
+        if self._pg and not locked and not self._hot_rows(self._sql.lock_job, params)[0]:
             raise JobNotFoundError(f"No job with id {job_id}")
-        row = self._hot(self._sql.job_facts, params).first()
-        if row is None:
+        rows = self._hot_rows(self._sql.job_facts, params)[0]
+        if not rows:
             raise JobNotFoundError(f"No job with id {job_id}")
-        self._job_states[job_id] = row.state
+        row = rows[0]
+        self._job_states[job_id] = row["state"]
         return JobFacts(
-            state=JobState(row.state),
-            any_running=bool(row.any_running),
-            any_failed=bool(row.any_failed),
-            any_work_done=bool(row.any_work_done),
-            all_roots_complete=bool(row.all_roots_complete),
+            state=JobState(row["state"]),
+            any_running=bool(row["any_running"]),
+            any_failed=bool(row["any_failed"]),
+            any_work_done=bool(row["any_work_done"]),
+            all_roots_complete=bool(row["all_roots_complete"]),
         )
 
     def query_jobs(self, query: JobQuery) -> list[JobRecord]:
@@ -485,10 +531,13 @@ class SqlTx(MonitoringQueries):
                 edges.extend(
                     {"task_id": task.id, "depends_on_id": dep, "n": n} for dep, n in counts.items()
                 )
-        found = set(
-            self._conn.execute(select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)))).scalars()
+        unknown = job_ids - self._new_jobs
+        found = (
+            set(self._conn.execute(select(jobs.c.id).where(jobs.c.id.in_(list(unknown)))).scalars())
+            if unknown
+            else set()
         )
-        missing = job_ids - found
+        missing = unknown - found
         if missing:
             raise JobNotFoundError(f"No job with id {sorted(missing)[0]}")
         try:
@@ -541,37 +590,40 @@ class SqlTx(MonitoringQueries):
             stmt = stmt.where(tasks.c.id > after)
         return [_task_from(r._mapping) for r in self._conn.execute(stmt)]
 
-    def _finish_claim(self, row: Row[Any] | None, runner_id: str) -> ClaimedTask | None:
-        if row is None:
+    def _finish_claim(
+        self, found: Row[Any] | Mapping[str, Any] | None, runner_id: str
+    ) -> ClaimedTask | None:
+        if found is None:
             return None
-        self._prime_now(row.started_at)
-        self._attempts[row.id] = row.attempt
+        row: Mapping[Any, Any] = found._mapping if isinstance(found, Row) else found
+        self._prime_now(row["started_at"])
+        self._attempts[row["id"]] = row["attempt"]
         if not self._pg:  # on PostgreSQL the claim statement inserted it
             self._conn.execute(
                 self._sql.insert_attempt,
                 {
-                    "a_task_id": row.id,
-                    "a_attempt": row.attempt,
+                    "a_task_id": row["id"],
+                    "a_attempt": row["attempt"],
                     "a_runner_id": runner_id,
-                    "a_started_at": row.started_at,
+                    "a_started_at": row["started_at"],
                 },
             )
         return ClaimedTask(
-            id=row.id,
-            job_id=row.job_id,
-            job_name=row.job_name,
-            parent_id=row.parent_id,
-            cluster=row.cluster,
-            identifier=TaskIdentifier(row.name, row.version),
-            input=bytes(row.input),
-            display=row.display,
-            attempt=row.attempt,
-            retry_count=row.retry_count,
-            max_retries=row.max_retries,
-            optional_path=_ids_parse(row.optional_path),
-            timeout=row.timeout,
-            lease_expires=_utc(row.lease_expires),
-            depends_on=_ids_parse(row.depends_on),
+            id=row["id"],
+            job_id=row["job_id"],
+            job_name=row["job_name"],
+            parent_id=row["parent_id"],
+            cluster=row["cluster"],
+            identifier=TaskIdentifier(row["name"], row["version"]),
+            input=bytes(row["input"]),
+            display=row["display"],
+            attempt=row["attempt"],
+            retry_count=row["retry_count"],
+            max_retries=row["max_retries"],
+            optional_path=_ids_parse(row["optional_path"]),
+            timeout=row["timeout"],
+            lease_expires=_utc(row["lease_expires"]),
+            depends_on=_ids_parse(row["depends_on"]),
         )
 
     def claim(self, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
@@ -611,6 +663,100 @@ class SqlTx(MonitoringQueries):
         )
         params = {"p_cluster": cluster, **_identifier_params(identifiers)}
         return bool(self._conn.execute(stmt, params).scalar())
+
+    def claim_task(
+        self,
+        task_id: TaskId,
+        runner_id: str,
+        lease_seconds: float,
+        job_state: JobState,
+        job_states_from: Collection[JobState],
+    ) -> ClaimedTask | None:
+        """On PostgreSQL one statement (:data:`.statements.PG_CLAIM_TASK`): the claim, its
+        attempt row, the job row's lock and the conditional job-state write."""
+        if not self._pg:
+            claimed = self.claim(task_id, runner_id, lease_seconds)
+            if claimed is not None:
+                facts_state = self._conn.execute(
+                    select(jobs.c.state).where(jobs.c.id == claimed.job_id)
+                ).scalar_one()
+                if JobState(facts_state) in job_states_from:
+                    self.set_job_state(claimed.job_id, job_state)
+            return claimed
+        check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
+        params = {
+            "p_task_id": task_id,
+            "p_runner_id": runner_id,
+            "lease": float(lease_seconds),
+            "p_job_state": job_state.value,
+        }
+        rows = self._driver_rows(pg_claim_task(job_states_from), params)[0]
+        if not rows:
+            return None
+        row = rows[0]
+        self._job_states[row["job_id"]] = job_state.value if row["promoted"] else row["job_state"]
+        return self._finish_claim(row, runner_id)
+
+    def finish_computed(
+        self, task_id: TaskId, attempt: int, display: str | None, publish_lease: float | None
+    ) -> FinishedTask | None:
+        """On PostgreSQL one statement (:data:`.statements.PG_FINISH_COMPUTED`) and the job's
+        facts; on SQLite the finer primitives, in the same order."""
+        if display is not None:
+            check_text(display, "The task display", MAX_DISPLAY)
+        if not self._pg:
+            return self._finish_computed_stepwise(task_id, attempt, display, publish_lease)
+        params = {
+            "p_task_id": task_id,
+            "p_attempt": attempt,
+            "p_display": display,
+            "p_publish": publish_lease is not None,
+            "lease": float(publish_lease or 0.0),
+        }
+        rows = self._driver_rows(PG_FINISH_COMPUTED, params)[0]
+        done: TaskRecord | None = None
+        parent: TaskRecord | None = None
+        released: list[TaskRecord] = []
+        for row in rows:
+            kind = row["kind"]
+            if kind == "j":
+                continue
+            record = _task_from(row)
+            if kind == "d":
+                self._prime_now(row["tx_now"])
+                done = record
+            elif kind == "p":
+                parent = record
+            else:
+                released.append(record)
+        if done is None:
+            return None
+        self._attempts[task_id] = attempt
+        released.sort(key=lambda t: t.id)
+        facts = self.job_facts(done.job_id, locked=True)
+        return FinishedTask(done.job_id, parent, released, facts)
+
+    def _finish_computed_stepwise(
+        self, task_id: TaskId, attempt: int, display: str | None, publish_lease: float | None
+    ) -> FinishedTask | None:
+        task = self.lock_task(task_id)
+        if task is None or task.attempt != attempt or task.state is not TaskState.RUNNING:
+            return None
+        task.state = TaskState.COMPUTED
+        task.stopped_at = self.now()
+        task.lease_expires = None
+        task.error = None
+        task.open_children = 0
+        if display is not None:
+            task.display = display
+        self.save_task(task)
+        self.end_attempt(task_id, attempt, "computed", None)
+        self.mark_complete(task_id)
+        released = self.release_dependents(task_id, publish_lease)
+        parent = None
+        if task.parent_id is not None:
+            parent = self.decrement_open_children(task.parent_id)
+        return FinishedTask(task.job_id, parent, released, self.job_facts(task.job_id))
 
     def extend_lease(
         self, task_id: TaskId, attempt: int, lease_seconds: float

@@ -254,6 +254,79 @@ class StoreContract:
             (1, "runner-1", "running")
         ]
 
+    def test_claim_task_sets_the_job_state_only_from_the_given_states(self, store: Store) -> None:
+        first, second, third = spec(), spec(), spec()
+        job = new_job(store, first, second, third)
+        start = frozenset({JobState.SUBMITTED, JobState.STARTED})
+        claimed = store.run(lambda tx: tx.claim_task(first.id, "r1", 30, JobState.RUNNING, start))
+        assert claimed is not None and claimed.attempt == 1 and claimed.job_name == "job"
+        assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.RUNNING
+        attempts = store.run(lambda tx: tx.task_attempts(first.id))
+        assert [(a.attempt, a.runner_id, a.outcome) for a in attempts] == [(1, "r1", "running")]
+        # Not claimable again: None and nothing changes.
+        store.run(lambda tx: tx.set_job_state(job.id, JobState.STARTED))
+        again = store.run(lambda tx: tx.claim_task(first.id, "r2", 30, JobState.RUNNING, start))
+        assert again is None
+        assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.STARTED
+        # A state outside job_states_from is left as it is.
+        other = store.run(
+            lambda tx: tx.claim_task(second.id, "r2", 30, JobState.RUNNING, frozenset())
+        )
+        assert other is not None
+        assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.STARTED
+        store.run(lambda tx: tx.claim_task(third.id, "r3", 30, JobState.RUNNING, start))
+        assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.RUNNING
+        assert store.run(lambda tx: tx.get_task(third.id)).runner_id == "r3"
+
+    def test_finish_computed_records_an_attempt_and_its_effects(self, store: Store) -> None:
+        root = spec()
+        job = new_job(store, root)
+        parent = store.run(lambda tx: tx.lock_task(root.id))
+        a = child_record(parent)
+        b = child_record(parent)
+        c = child_record(parent, depends_on=(a.id, a.id), deps_open=2)
+        d = child_record(parent, depends_on=(a.id, b.id), deps_open=2)
+        store.run(lambda tx: tx.insert_tasks([a, b, c, d]))
+        parent.open_children = 4
+        store.run(lambda tx: tx.save_task(parent))
+        claimed = store.run(lambda tx: tx.claim(a.id, "r1", 30))
+        assert claimed is not None
+        # Fenced: another attempt changes nothing.
+        assert store.run(lambda tx: tx.finish_computed(a.id, 2, None, 30)) is None
+        assert store.run(lambda tx: tx.get_task(a.id)).state is TaskState.RUNNING
+        finished = store.run(lambda tx: tx.finish_computed(a.id, 1, "shown", 30))
+        assert finished is not None and finished.job_id == job.id
+        assert finished.parent is not None and finished.parent.id == root.id
+        assert finished.parent.open_children == 3
+        assert [t.id for t in finished.released] == [c.id]
+        assert finished.released[0].publish_pending and finished.released[0].deps_open == 0
+        facts = finished.facts
+        assert facts.any_work_done and not facts.any_running and not facts.all_roots_complete
+        task = store.run(lambda tx: tx.get_task(a.id))
+        assert task.state is TaskState.COMPUTED and task.complete and task.display == "shown"
+        assert task.lease_expires is None and task.stopped_at is not None
+        assert task.error is None and task.open_children == 0
+        assert store.run(lambda tx: tx.get_task(d.id)).deps_open == 1
+        attempts = store.run(lambda tx: tx.task_attempts(a.id))
+        assert [(x.attempt, x.outcome) for x in attempts] == [(1, "computed")]
+        assert attempts[0].ended_at is not None
+        # Done already: a second call is fenced off too.
+        assert store.run(lambda tx: tx.finish_computed(a.id, 1, None, 30)) is None
+        # Without a publish lease the released dependents are not publish-pending; a root task
+        # has no parent to decrement; None keeps the display.
+        claimed_b = store.run(lambda tx: tx.claim(b.id, "r1", 30))
+        assert claimed_b is not None
+        finished_b = store.run(lambda tx: tx.finish_computed(b.id, 1, None, None))
+        assert finished_b is not None and [t.id for t in finished_b.released] == [d.id]
+        assert not finished_b.released[0].publish_pending
+        assert store.run(lambda tx: tx.get_task(b.id)).display == "Child"
+        other = spec()
+        other_job = new_job(store, other)
+        store.run(lambda tx: tx.claim(other.id, "r1", 30))
+        alone = store.run(lambda tx: tx.finish_computed(other.id, 1, None, 30))
+        assert alone is not None and alone.parent is None and alone.job_id == other_job.id
+        assert alone.facts.all_roots_complete and not alone.facts.any_running
+
     def test_claim_refuses_waiting_held_and_backed_off_tasks(self, store: Store) -> None:
         root = spec()
         job = new_job(store, root)
