@@ -18,6 +18,7 @@ import datetime as dt
 import inspect
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -64,8 +65,8 @@ class RunnerSettings:
 
 
 class _Execution:
-    """One execution of user code on a daemon thread (threads cannot be killed: a timed-out
-    or abandoned execution is left to finish on its own and its result is discarded)."""
+    """One execution of user code on the runner's worker thread (threads cannot be killed: a
+    timed-out or abandoned execution is left to finish on its own and its result is discarded)."""
 
     def __init__(self, task: Task, context: ExecutionContext) -> None:
         self.task = task
@@ -73,12 +74,6 @@ class _Execution:
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.traceback = ""
-        self.thread = threading.Thread(
-            target=self._run, name=f"conveyor-task-{context.current_task.id}", daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
 
     def _run(self) -> None:
         try:
@@ -95,6 +90,33 @@ class _Execution:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+class _Worker:
+    """A daemon thread that runs executions one after the other (a thread per task cost more
+    than a no-op task). An execution that is abandoned (timeout, hand-back) keeps its thread:
+    the runner then starts a new worker, and the old one exits once that execution returns."""
+
+    def __init__(self, runner_id: str) -> None:
+        self._queue: queue.SimpleQueue[_Execution | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(
+            target=self._loop, name=f"conveyor-worker-{runner_id}", daemon=True
+        )
+        self.thread.start()
+
+    def run(self, execution: _Execution) -> None:
+        self._queue.put(execution)
+
+    def retire(self) -> None:
+        """Exit after the current execution (if any) returns."""
+        self._queue.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            execution = self._queue.get()
+            if execution is None:
+                return
+            execution._run()
 
 
 def error_of(exc: BaseException, tb: str = "") -> TaskError:
@@ -134,6 +156,7 @@ class TaskRunner:
         self._next_safety_poll = 0.0
         self._sweeps_paused_until = 0.0
         self._registered = False
+        self._worker: _Worker | None = None
 
     # -- public API ----------------------------------------------------------------------------
     def run_all(self) -> None:
@@ -209,6 +232,9 @@ class TaskRunner:
                     self._stop.wait(1.0)
         finally:
             consumer.close()
+            if self._worker is not None:
+                self._worker.retire()
+                self._worker = None
 
     def _claim_from_store(self) -> bool:
         """The safety net behind the broker: an idle runner whose queues are quiet claims a
@@ -312,8 +338,13 @@ class TaskRunner:
             claimed.id,
             claimed.attempt,
         )
-        execution.start()
+        if self._worker is None:
+            self._worker = _Worker(self.id)
+        self._worker.run(execution)
         if not self._supervise(claimed, execution):
+            if not execution.done.is_set():  # user code still runs: leave it its thread
+                self._worker.retire()
+                self._worker = None
             return
         display = context.current_task.display
         progress = context._progress_snapshot()

@@ -16,6 +16,7 @@ import json
 import types
 import typing
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path, PurePath
@@ -99,11 +100,20 @@ def deserialize_task(cls: type[T], data: bytes) -> T:
         raise InputDecodeError(f"{cls.__name__} input does not fit its fields: {exc}") from None
 
 
+#: Resolved type hints per class (``get_type_hints`` cost more than running a no-op task).
+_HINTS: weakref.WeakKeyDictionary[type, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def _type_hints(cls: type) -> dict[str, Any]:
+    found = _HINTS.get(cls)
+    if found is not None:
+        return found
     try:
-        return typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls)
     except Exception:  # unresolvable forward references: fall back to untyped JSON
         return {}
+    _HINTS[cls] = hints
+    return hints
 
 
 def to_jsonable(value: Any, hint: Any = Any) -> Any:
