@@ -7,16 +7,18 @@ start: an empty database is migrated to head; a non-empty one must already be at
 
 from __future__ import annotations
 
+import re
 import threading
+from importlib import resources
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from conveyor.core.errors import SchemaOutdatedError
 from conveyor.store_sql.engine import create_store_engine, mask_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: Where the migration scripts live, as a package resource (works from an installed wheel).
 SCRIPT_LOCATION = "conveyor.store_sql:migrations"
@@ -29,24 +31,60 @@ _ALEMBIC_LOCK = threading.Lock()
 
 def alembic_config() -> Config:
     """An alembic configuration built in code (no ini file)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     return config
 
 
+_REVISION = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=\n]*)?=\s*(?:[\"']([^\"']+)[\"']|None)", re.M)
+
+
+def _script_revisions() -> dict[str, str | None]:
+    """Revision → down revision, read from the migration scripts' text.
+
+    Every process that opens a store checks the schema; importing alembic (and mako) only to
+    name the head revision cost ~11 MiB of resident memory in each runner, so the scripts are
+    read as text here and alembic is imported only to migrate.
+    """
+    found: dict[str, str | None] = {}
+    versions = resources.files("conveyor.store_sql.migrations").joinpath("versions")
+    for entry in versions.iterdir():
+        if not entry.name.endswith(".py") or entry.name.startswith("_"):
+            continue
+        source = entry.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is not None and down is not None:
+            found[revision.group(1)] = down.group(1)
+    return found
+
+
 def head_revision() -> str:
     """The newest revision this code knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    revisions = _script_revisions()
+    heads = set(revisions) - {down for down in revisions.values() if down is not None}
+    assert len(heads) == 1, f"migration scripts must have exactly one head, found {heads}"
+    return heads.pop()
 
 
 def _known_revisions() -> set[str]:
-    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    return set(_script_revisions())
+
+
+def _database_revision(connection: Connection) -> str | None:
+    """The revision in ``alembic_version`` (what alembic's MigrationContext reads)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    rows = list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    return rows[0] if len(rows) == 1 else (",".join(sorted(rows)) or None)
 
 
 def _apply(connection: Connection, action: str, revision: str) -> None:
     """Run an alembic command on ``connection`` inside one transaction and commit it."""
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     with _ALEMBIC_LOCK, connection.begin():
@@ -81,6 +119,8 @@ def current_revision(url: str) -> str | None:
     engine = create_store_engine(url, pooled=False)
     try:
         with engine.connect() as connection:
+            from alembic.runtime.migration import MigrationContext
+
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
@@ -98,7 +138,7 @@ def ensure_schema(connection: Connection, url: str, migrate: bool = True) -> Non
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
             )
-        current = MigrationContext.configure(connection).get_current_revision()
+        current = _database_revision(connection)
         if current == head:
             return
         empty = not inspect(connection).get_table_names()
