@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 from conveyor.core import usecases
@@ -83,24 +84,53 @@ class Orchestrator:
 
     # -- publishing ----------------------------------------------------------------------------
     def _publish(self, messages: Sequence[DispatchMessage]) -> int:
-        """Publish after commit, then mark published; failures are left to the outbox sweep."""
+        """Publish after commit, then mark published; failures are left to the outbox sweep.
+
+        Large fan-outs go in chunks; each chunk is marked published on a helper thread while
+        the next one is published (marking 5,000 rows took as long as publishing them), with
+        at most one mark in flight. Returns how many were published and marked.
+        """
         if not messages or not self.policy.publish:
             return 0
         sent = 0
+        marking: threading.Thread | None = None
+        errors: list[ConveyorError] = []
+        marked: list[int] = []
+
+        def mark(ids: list[TaskId]) -> None:
+            try:
+                self.store.run(lambda tx: tx.mark_published(ids))
+                marked.append(len(ids))
+            except ConveyorError as exc:
+                errors.append(exc)
+
         for start in range(0, len(messages), PUBLISH_CHUNK):
             chunk = messages[start : start + PUBLISH_CHUNK]
             try:
                 self.broker.publish(chunk)
-                ids = [m.task_id for m in chunk]
-                self.store.run(lambda tx, ids=ids: tx.mark_published(ids))  # type: ignore[misc]
             except ConveyorError as exc:
-                log.warning(
-                    "publishing %d dispatch messages failed (%s); the outbox sweep will retry",
-                    len(messages) - sent,
-                    exc,
-                )
+                errors.append(exc)
                 break
-            sent += len(chunk)
+            ids = [m.task_id for m in chunk]
+            if marking is not None:
+                marking.join()
+            if errors:
+                break
+            if start + PUBLISH_CHUNK >= len(messages):  # the last (or only) chunk: inline
+                marking = None
+                mark(ids)
+            else:
+                marking = threading.Thread(target=mark, args=(ids,), name="conveyor-mark")
+                marking.start()
+        if marking is not None:
+            marking.join()
+        sent = sum(marked)
+        if errors:
+            log.warning(
+                "publishing %d dispatch messages failed (%s); the outbox sweep will retry",
+                len(messages) - sent,
+                errors[0],
+            )
         return sent
 
     def _after(self, outcome: Outcome) -> Outcome:

@@ -471,3 +471,9 @@ UNION ALL SELECT 'r', now(), {_TASK_COLS} FROM released WHERE state = 'QUEUED' A
 UNION ALL SELECT 'p', now(), {_TASK_COLS} FROM parent
 UNION ALL SELECT 'j', now(), {_JOB_ONLY} FROM job
 """
+
+#: ``mark_published`` for any number of ids (a uuid[] parameter).
+PG_MARK_PUBLISHED = """
+UPDATE tasks SET publish_pending = false, published_at = now()
+WHERE id = ANY(%(p_ids)s::uuid[]) AND publish_pending
+"""
