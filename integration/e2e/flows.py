@@ -22,7 +22,11 @@ def mark(kind: str, key: str, **extra: object) -> None:
     """One file per event: ``{kind}--{key}--{unique}`` holding pid, time and extras."""
     body = f"pid={os.getpid()} t={time.time():.6f} runner={os.environ.get('E2E_RUNNER', '')}"
     body += "".join(f" {k}={v}" for k, v in extra.items())
-    (markers() / f"{kind}--{key}--{uuid.uuid4().hex}").write_text(body)
+    # Written aside, then renamed: a reader globbing for markers never sees a half-written one.
+    unique = uuid.uuid4().hex
+    partial = markers() / f".partial-{unique}"
+    partial.write_text(body)
+    os.replace(partial, markers() / f"{kind}--{key}--{unique}")
 
 
 def count(kind: str, key: str = "") -> int:
