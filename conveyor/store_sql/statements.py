@@ -419,58 +419,13 @@ def pg_claim_task(job_states_from: Iterable[Any]) -> str:
     return found
 
 
-_TASK_COLS = ", ".join(c.name for c in TASK_COLUMNS)
-
-
-_JOB_ONLY = ", ".join("job.id" if c.name == "id" else "NULL" for c in TASK_COLUMNS)
-
-
-def _cols(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.name}" for c in TASK_COLUMNS)
-
-
-#: A successful attempt without subtasks: the task, its attempt row, its dependents and its
-#: parent, and the job row's lock, in one statement. The branches of the final UNION ALL run in
-#: order, so the locks are taken task → dependents → parent → job, the order of the finer
-#: primitives (a deadlock would only be retried, never wrong). Rows come back as ``kind`` + task
-#: columns: 'd' the task, 'p' the parent, 'r' each dependent that became ready, 'j' the job
-#: (locked; only ``id`` is set). The job's facts are read by the next statement, whose snapshot
-#: is taken after the lock was granted (``SqlTx.job_facts``).
-PG_FINISH_COMPUTED = f"""
-WITH done AS (
-    UPDATE tasks SET
-        state = 'COMPUTED', stopped_at = now(), lease_expires = NULL, error_type = NULL,
-        error_message = NULL, error_traceback = NULL, open_children = 0, complete = true,
-        display = COALESCE(%(p_display)s, display)
-    WHERE id = %(p_task_id)s AND attempt = %(p_attempt)s AND state = 'RUNNING'
-    RETURNING {_TASK_COLS}
-), ended AS (
-    UPDATE task_attempts SET ended_at = now(), outcome = 'computed', error_type = NULL,
-        error_message = NULL, error_traceback = NULL
-    FROM done WHERE task_attempts.task_id = done.id AND task_attempts.attempt = %(p_attempt)s
-), released AS (
-    UPDATE tasks SET
-        deps_open = tasks.deps_open - e.n,
-        publish_pending = CASE WHEN %(p_publish)s AND tasks.deps_open - e.n = 0
-            AND tasks.state = 'QUEUED' THEN true ELSE tasks.publish_pending END,
-        publish_after = CASE WHEN %(p_publish)s AND tasks.deps_open - e.n = 0
-            AND tasks.state = 'QUEUED'
-            THEN now() + interval '1 second' * %(lease)s ELSE tasks.publish_after END
-    FROM task_dependencies e, done
-    WHERE e.depends_on_id = done.id AND tasks.id = e.task_id
-    RETURNING {_cols("tasks")}
-), parent AS (
-    UPDATE tasks SET open_children = tasks.open_children - 1 FROM done
-    WHERE tasks.id = done.parent_id
-    RETURNING {_cols("tasks")}
-), job AS (
-    SELECT jobs.id FROM jobs JOIN done ON jobs.id = done.job_id FOR NO KEY UPDATE OF jobs
+#: ``finish_computed`` on PostgreSQL: the function installed by migration 0004 (the task, its
+#: attempt row, dependents, parent and the job row's lock in one statement, then the job's facts
+#: in a second one whose snapshot follows the lock), in one round trip.
+PG_FINISH_COMPUTED = (
+    "SELECT * FROM conveyor_finish_computed("
+    "%(p_task_id)s, %(p_attempt)s, %(p_display)s, %(p_publish)s, %(lease)s)"
 )
-SELECT 'd' AS kind, now() AS tx_now, {_TASK_COLS} FROM done
-UNION ALL SELECT 'r', now(), {_TASK_COLS} FROM released WHERE state = 'QUEUED' AND deps_open = 0
-UNION ALL SELECT 'p', now(), {_TASK_COLS} FROM parent
-UNION ALL SELECT 'j', now(), {_JOB_ONLY} FROM job
-"""
 
 #: ``mark_published`` for any number of ids (a uuid[] parameter).
 PG_MARK_PUBLISHED = """

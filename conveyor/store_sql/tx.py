@@ -718,13 +718,23 @@ class SqlTx(MonitoringQueries):
         done: TaskRecord | None = None
         parent: TaskRecord | None = None
         released: list[TaskRecord] = []
-        for row in rows:
-            kind = row["kind"]
+        facts: JobFacts | None = None
+        for found in rows:
+            kind = found["r_kind"]
             if kind == "j":
                 continue
-            record = _task_from(row)
+            if kind == "f":
+                facts = JobFacts(
+                    state=JobState(found["r_job_state"]),
+                    any_running=bool(found["r_any_running"]),
+                    any_failed=bool(found["r_any_failed"]),
+                    any_work_done=bool(found["r_any_work_done"]),
+                    all_roots_complete=bool(found["r_all_roots_complete"]),
+                )
+                continue
+            record = _task_from({key[2:]: value for key, value in found.items()})
             if kind == "d":
-                self._prime_now(row["tx_now"])
+                self._prime_now(found["r_tx_now"])
                 done = record
             elif kind == "p":
                 parent = record
@@ -732,9 +742,11 @@ class SqlTx(MonitoringQueries):
                 released.append(record)
         if done is None:
             return None
+        if facts is None:  # cannot happen: the function reads them whenever it recorded
+            facts = self.job_facts(done.job_id, locked=True)
+        self._job_states[done.job_id] = facts.state.value
         self._attempts[task_id] = attempt
         released.sort(key=lambda t: t.id)
-        facts = self.job_facts(done.job_id, locked=True)
         return FinishedTask(done.job_id, parent, released, facts)
 
     def _finish_computed_stepwise(
