@@ -347,6 +347,22 @@ class SqlTx(MonitoringQueries):
                 sql, None, exc, psycopg.Error, connection_invalidated=lost, dialect=dialect
             ) from exc
 
+    def _driver_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """PostgreSQL only: ``executemany`` on the psycopg connection (errors as in
+        :meth:`_driver_rows`)."""
+        driver = self._conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.executemany(sql, rows)
+        except psycopg.Error as exc:
+            lost = self._conn.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+            if lost:
+                self._conn.invalidate(exc)
+            dialect = self._conn.dialect
+            raise DBAPIError.instance(
+                sql, None, exc, psycopg.Error, connection_invalidated=lost, dialect=dialect
+            ) from exc
+
     def _hot_rows(self, stmt: Any, params: dict[str, Any]) -> tuple[list[Mapping[Any, Any]], int]:
         """A prebuilt statement's rows (as mappings) and row count, on either database."""
         if not self._pg:
@@ -411,22 +427,22 @@ class SqlTx(MonitoringQueries):
         check_text(job.cluster, "The cluster slug", MAX_SLUG)
         if job.idempotency_key is not None:
             check_text(job.idempotency_key, "The idempotency key", MAX_KEY)
-        stmt = (
-            self._insert(jobs)
-            .values(
-                id=job.id,
-                name=job.name,
-                state=job.state.value,
-                cluster=job.cluster,
-                idempotency_key=job.idempotency_key,
-                root_count=job.root_count,
-                submitted_at=job.submitted_at,
-                updated_at=job.updated_at,
-            )
-            .on_conflict_do_nothing()
-            .returning(jobs.c.id)
-        )
-        if self._conn.execute(stmt).first() is None:
+        values = {
+            "id": job.id,
+            "name": job.name,
+            "state": job.state.value,
+            "cluster": job.cluster,
+            "idempotency_key": job.idempotency_key,
+            "root_count": job.root_count,
+            "submitted_at": job.submitted_at,
+            "updated_at": job.updated_at,
+        }
+        if self._pg:
+            inserted = bool(self._driver_rows(_insert_sql("jobs", values, "id"), values)[0])
+        else:
+            stmt = self._insert(jobs).values(**values).on_conflict_do_nothing()
+            inserted = self._conn.execute(stmt.returning(jobs.c.id)).first() is not None
+        if not inserted:
             if job.idempotency_key is not None:
                 raise AlreadyExistsError(
                     f"A job with idempotency key {job.idempotency_key!r} already exists"
@@ -552,6 +568,9 @@ class SqlTx(MonitoringQueries):
             return
         if self._pg and len(rows) > COPY_THRESHOLD:
             copy_rows(self._conn, table, rows)
+            return
+        if self._pg:  # psycopg's executemany pipelines the rows: one round trip
+            self._driver_many(_insert_sql(table.name, rows[0]), rows)
             return
         for chunk in _chunks(rows, CHUNK // 2):
             self._conn.execute(insert(table), list(chunk))
@@ -1132,6 +1151,24 @@ class SqlTx(MonitoringQueries):
         if not include_gone:
             stmt = stmt.where(runners.c.state == lit("online"))
         return [_runner_from(r._mapping) for r in self._conn.execute(stmt)]
+
+
+_INSERTS: dict[tuple[str, tuple[str, ...], str | None], str] = {}
+
+
+def _insert_sql(table: str, row: Mapping[str, Any], returning: str | None = None) -> str:
+    """``INSERT INTO table (columns of row) VALUES (%(column)s, …)`` for psycopg (cached); with
+    ``returning``, ``ON CONFLICT DO NOTHING RETURNING`` that column."""
+    key = (table, tuple(row), returning)
+    found = _INSERTS.get(key)
+    if found is None:
+        columns = ", ".join(f'"{name}"' for name in row)
+        values = ", ".join(f"%({name})s" for name in row)
+        found = f'INSERT INTO "{table}" ({columns}) VALUES ({values})'
+        if returning is not None:
+            found += f' ON CONFLICT DO NOTHING RETURNING "{returning}"'
+        _INSERTS[key] = found
+    return found
 
 
 def _identifier_params(identifiers: Sequence[RegisteredIdentifier]) -> dict[str, Any]:
