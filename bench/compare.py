@@ -224,7 +224,7 @@ def conveyor_workers(
 ) -> list[subprocess.Popen[bytes]]:
     environ = {
         **os.environ,
-        "PYTHONPATH": str(BENCH),
+        "PYTHONPATH": f"{BENCH}{os.pathsep}{ROOT}",  # this checkout, not another install
         "BENCH_MARK_DIR": marks,
         "CONVEYOR_DATABASE_URL": env.conveyor_url,
         "CONVEYOR_BROKER_URL": env.amqp,
@@ -750,7 +750,9 @@ def report(res: Results, info: dict[str, Any], args: argparse.Namespace) -> str:
         f"Machine: {info['machine_start']['cores']} cores ({info['machine_start']['cpu']}), "
         f"{info['machine_start']['mem_gib']} GiB; load average at start "
         f"{info['machine_start']['load']}, at end {info['machine_end']['load']}. "
-        f"N = {args.n:,} (Celery db backend: {args.db_n:,}), rounds = {args.rounds}, "
+        f"N = {args.n:,} pre-filled, {args.e2e_n:,} produce+consume (Celery db backend: at "
+        f"most {args.db_n:,}); rounds = {args.rounds}; time cap {args.cap:g} s "
+        f"({args.solo_cap:g} s for Celery's solo pool); "
         f"latency samples = {args.samples}, conveyor queues: {args.queue_type}.",
         "",
         "| figure | system / config | median [min - max] | unit | runs | notes |",
@@ -799,7 +801,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=500, help="latency probes")
     parser.add_argument("--fanout", default="10000,100000", help="fan-out widths")
-    parser.add_argument("--cap", type=float, default=60.0, help="time cap of one run (s)")
+    parser.add_argument("--e2e-n", type=int, help="tasks per produce+consume run [N/4]")
+    parser.add_argument("--cap", type=float, default=120.0, help="time cap of one run (s)")
+    parser.add_argument(
+        "--solo-cap",
+        type=float,
+        default=30.0,
+        help="time cap of Celery solo-pool runs (s): stock solo stalls 10 s at a time",
+    )
     parser.add_argument("--lease", type=float, default=5.0, help="conveyor lease for recovery")
     parser.add_argument("--sweep", type=float, default=1.0, help="sweep interval for recovery")
     parser.add_argument("--queue-type", default="classic", choices=["classic", "quorum"])
@@ -815,12 +824,14 @@ def main() -> None:
             ("--rounds", 1),
             ("--samples", 200),
             ("--fanout", "10000"),
-            ("--cap", 30.0),
+            ("--cap", 60.0),
+            ("--solo-cap", 20.0),
         ):
             if flag not in given:
-                setattr(args, flag[2:], value)
+                setattr(args, flag[2:].replace("-", "_"), value)
     args.fanout = [int(x) for x in str(args.fanout).split(",") if x]
     args.db_n = args.db_n or max(args.n // 4, 100)
+    args.e2e_n = args.e2e_n or max(args.n // 4, 100)
     only = set(args.only.split(","))
     skip = [s for s in args.skip.split(",") if s]
 
@@ -840,13 +851,15 @@ def main() -> None:
     try:
         if "throughput" in only:
             runs: list[tuple[str, Callable[[], None]]] = []
-            n, db_n, cap = args.n, args.db_n, args.cap
             for mode in ("drain", "e2e"):
+                n = args.n if mode == "drain" else args.e2e_n
+                db_n = min(args.db_n, n)
+                cap, solo_cap = args.cap, args.solo_cap
                 runs += [
                     ("conveyor 1", partial(conveyor_throughput, env, res, 1, mode, n, cap)),
                     (
                         "celery solo none",
-                        partial(celery_throughput, env, res, "solo", False, mode, n, cap),
+                        partial(celery_throughput, env, res, "solo", False, mode, n, solo_cap),
                     ),
                     ("conveyor 2", partial(conveyor_throughput, env, res, 2, mode, n, cap)),
                     (
@@ -855,7 +868,7 @@ def main() -> None:
                     ),
                     (
                         "celery solo db",
-                        partial(celery_throughput, env, res, "solo", True, mode, db_n, cap),
+                        partial(celery_throughput, env, res, "solo", True, mode, db_n, solo_cap),
                     ),
                     (
                         "celery prefork db",
@@ -863,8 +876,8 @@ def main() -> None:
                     ),
                 ]
             runs += [
-                ("kombu 1", partial(kombu_throughput, env, res, 1, n, cap)),
-                ("kombu 2", partial(kombu_throughput, env, res, 2, n, cap)),
+                ("kombu 1", partial(kombu_throughput, env, res, 1, args.n, args.cap)),
+                ("kombu 2", partial(kombu_throughput, env, res, 2, args.n, args.cap)),
             ]
             for r in range(args.rounds):
                 for name, fn in runs:
