@@ -109,6 +109,11 @@ def main() -> None:
         )
         tasks = after[3] - before[3]
         elapsed = after[4] - before[4]
+        for table, upd, hot, dead in env.conveyor_sql(
+            "SELECT relname, n_tup_upd, n_tup_hot_upd, n_dead_tup FROM pg_stat_user_tables "
+            "WHERE relname IN ('jobs', 'tasks') ORDER BY relname"
+        ):
+            print(f"  {table}: {upd} row updates ({hot} HOT), {dead} dead row versions so far")
         print(f"{tasks} tasks in {elapsed:.1f} s: {tasks / elapsed:,.0f} tasks/s")
         for name, i in (("runners (all)", 0), ("PostgreSQL", 1), ("RabbitMQ", 2)):
             used = after[i] - before[i]
