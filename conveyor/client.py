@@ -80,10 +80,10 @@ class Client:
             self.settings = settings or Settings(database_url="memory://")
             self.service = Orchestrator(store, broker, policy)
         else:
-            overrides = {"database_url": database_url, "broker_url": broker_url}
-            overrides = {k: v for k, v in overrides.items() if v is not None}
+            urls: dict[str, Any] = {"database_url": database_url, "broker_url": broker_url}
+            overrides = {k: v for k, v in urls.items() if v is not None}
             base = settings or Settings()
-            self.settings = base.model_copy(update=overrides) if overrides else base
+            self.settings = dataclasses.replace(base, **overrides) if overrides else base
             self.service = build_orchestrator(self.settings)
             if policy is not None:
                 self.service.policy = dataclasses.replace(

@@ -4,25 +4,55 @@ Read once by an entry point (CLI, ``Client``) and handed to :mod:`conveyor.boots
 only ever sees plain values. With no URL configured conveyor runs *embedded*: a SQLite file in
 ``CONVEYOR_HOME`` (default ``~/.conveyor``, shared by every terminal of the user) and runners
 that claim tasks straight from it, so nothing has to be installed.
+
+This is a dataclass with explicit parsing rather than ``pydantic-settings``: every runner
+process imports it, and pydantic + pydantic-settings cost ~11 MiB of RSS and ~70 ms of start-up
+per process for a dozen scalar fields (only the web UI needs pydantic). It accepts what
+pydantic accepted (numbers as strings, ``1_000``, surrounding spaces) minus clear nonsense
+(negative or non-finite durations and counts, a zero lease or interval), and a blank URL, home or
+queue type means the default.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+#: Prefix of every setting's environment variable (matched case-insensitively).
+ENV_PREFIX = "CONVEYOR_"
+
+QueueType = Literal["classic", "quorum"]
+QUEUE_TYPES: tuple[str, ...] = get_args(QueueType)
+
+#: Marks a keyword argument that was not given, so the environment (then the default) applies;
+#: ``None`` cannot serve, it is a valid value for the URLs.
+_UNSET: Any = object()
+
+_Number = TypeVar("_Number", int, float)
+
+
+class SettingsError(ValueError):
+    """An invalid setting. The message is one line naming each bad environment variable (or
+    keyword argument) and its value, so the CLI can print it as is."""
 
 
 def default_home() -> Path:
     return Path.home() / ".conveyor"
 
 
-class Settings(BaseSettings):
-    """Every tunable, with its ``CONVEYOR_<NAME>`` environment variable."""
+@dataclass(init=False)
+class Settings:
+    """Every tunable, with its ``CONVEYOR_<NAME>`` environment variable.
 
-    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+    ``Settings(**values)``: each field not given as a keyword comes from its environment
+    variable (case-insensitive; unknown ``CONVEYOR_*`` variables are ignored), else the default.
+    Strings are converted and checked either way; :class:`SettingsError` names every bad value.
+    ``dataclasses.replace(settings, lease=60)`` copies with changes (and checks them).
+    """
 
     #: State store URL: ``postgresql://…``, ``sqlite:///path`` or ``memory://``.
     #: Empty: the embedded SQLite file in ``home``.
@@ -30,12 +60,12 @@ class Settings(BaseSettings):
     #: Dispatch URL: ``amqp://…`` (RabbitMQ), ``none://`` (runners poll the store) or
     #: ``memory://`` (in-process). Empty: ``none://``.
     broker_url: str | None = None
-    #: Folder of the embedded database.
-    home: Path = Field(default_factory=default_home)
+    #: Folder of the embedded database (``~`` is expanded on use). Empty: ``~/.conveyor``.
+    home: Path = field(default_factory=default_home)
     #: Prefix of exchange and queue names, so installations can share a RabbitMQ vhost.
     amqp_namespace: str = "conveyor"
-    #: RabbitMQ queue type for task queues.
-    amqp_queue_type: Literal["classic", "quorum"] | None = None
+    #: RabbitMQ queue type for task queues. Empty: the broker adapter's default (quorum).
+    amqp_queue_type: QueueType | None = None
     #: The broker's ``consumer_timeout`` in seconds (it cannot be read over AMQP).
     amqp_consumer_timeout: float = 1800.0
     #: Seconds a process waits for the database at start before giving up with a clear error.
@@ -53,10 +83,46 @@ class Settings(BaseSettings):
     #: Largest serialised task input accepted, in bytes.
     max_input_bytes: int = 1024 * 1024
 
-    @field_validator("database_url", "broker_url", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def __init__(
+        self,
+        *,
+        database_url: str | None = _UNSET,
+        broker_url: str | None = _UNSET,
+        home: Path | str = _UNSET,
+        amqp_namespace: str = _UNSET,
+        amqp_queue_type: QueueType | None = _UNSET,
+        amqp_consumer_timeout: float = _UNSET,
+        startup_timeout: float = _UNSET,
+        lease: float = _UNSET,
+        grace_period: float = _UNSET,
+        crash_limit: int = _UNSET,
+        sweep_interval: float = _UNSET,
+        heartbeat_interval: float = _UNSET,
+        max_input_bytes: int = _UNSET,
+    ) -> None:
+        # The parameters by name, taken before any other local exists (one list, not three).
+        given = dict(locals())
+        del given["self"]
+        environment = _environment(os.environ)
+        errors: list[str] = []
+        for setting in fields(self):
+            value = given[setting.name]
+            label = setting.name
+            if value is _UNSET and setting.name in environment:
+                label, value = environment[setting.name]
+            if value is _UNSET:
+                value = _default(setting.name)
+            else:
+                try:
+                    value = _PARSERS[setting.name](value)
+                except ValueError as exc:
+                    errors.append(f"{label}: {exc}")
+                    continue
+                if value is _UNSET:  # a blank string: the default
+                    value = _default(setting.name)
+            setattr(self, setting.name, value)
+        if errors:
+            raise SettingsError("; ".join(errors))
 
     @property
     def embedded_database_path(self) -> Path:
@@ -75,3 +141,134 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return not self.database_url
+
+
+def _environment(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Field name -> (variable as spelled, value) for every ``CONVEYOR_*`` variable of a field.
+
+    Names match case-insensitively as with pydantic-settings; when two spellings of one name are
+    set, the upper-case one wins (pydantic-settings took whichever came last).
+    """
+    names = {setting.name for setting in fields(Settings)}
+    found: dict[str, tuple[str, str]] = {}
+    for variable, value in environ.items():
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        name = upper[len(ENV_PREFIX) :].lower()
+        if name in names and (name not in found or variable == upper):
+            found[name] = (variable, value)
+    return found
+
+
+def _default(name: str) -> Any:
+    setting = Settings.__dataclass_fields__[name]
+    if callable(setting.default_factory):
+        return setting.default_factory()
+    return setting.default
+
+
+# Parsers take a keyword argument or an environment string and return the field's value, or
+# _UNSET for "use the default"; a ValueError's message completes "<variable>: ".
+
+
+def _url(value: object) -> str | None:
+    """A URL as given; blank means not configured (as an exported but empty variable)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a URL string, got {value!r}")
+    return value if value.strip() else None
+
+
+def _path(value: object) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return _UNSET
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"expected a folder path, got {value!r}")
+    return Path(value)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _queue_type(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if value not in QUEUE_TYPES:
+        raise ValueError(f"expected {' or '.join(map(repr, QUEUE_TYPES))}, got {value!r}")
+    return str(value)
+
+
+def _number(value: object) -> float:
+    """A finite float from a number or a string like pydantic's (``' 5 '``, ``1e3``, ``1_000``)."""
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    else:
+        raise ValueError(f"expected a number, got {value!r}")
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def _integer(value: object) -> int:
+    """An int from an int, a whole float or a string of either (``'10'``, ``'10.0'``)."""
+    if isinstance(value, int):
+        return int(value)  # True -> 1
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    try:
+        number = _number(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(number)
+
+
+def _at_least_zero(parse: Callable[[object], _Number]) -> Callable[[object], _Number]:
+    """For timeouts, the grace period and counts: negative ones are a mistake, not a choice."""
+
+    def parse_non_negative(value: object) -> _Number:
+        number = parse(value)
+        if number < 0:
+            raise ValueError(f"must be 0 or more, got {value!r}")
+        return number
+
+    return parse_non_negative
+
+
+def _above_zero(value: object) -> float:
+    """For a lease or an interval: zero would make a runner spin."""
+    number = _number(value)
+    if number <= 0:
+        raise ValueError(f"must be more than 0, got {value!r}")
+    return number
+
+
+_PARSERS: dict[str, Callable[[object], Any]] = {
+    "database_url": _url,
+    "broker_url": _url,
+    "home": _path,
+    "amqp_namespace": _text,
+    "amqp_queue_type": _queue_type,
+    "amqp_consumer_timeout": _at_least_zero(_number),
+    "startup_timeout": _at_least_zero(_number),
+    "lease": _above_zero,
+    "grace_period": _at_least_zero(_number),
+    "crash_limit": _at_least_zero(_integer),
+    "sweep_interval": _above_zero,
+    "heartbeat_interval": _above_zero,
+    "max_input_bytes": _at_least_zero(_integer),
+}

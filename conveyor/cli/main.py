@@ -12,7 +12,6 @@ import traceback
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from conveyor import __version__
 from conveyor.bootstrap import ConfigurationError
@@ -23,7 +22,7 @@ from conveyor.cli.demo import demo
 from conveyor.cli.jobs import cancel, jobs, retry, submit
 from conveyor.cli.ui import ui
 from conveyor.cli.worker import monitor, worker
-from conveyor.config import Settings
+from conveyor.config import Settings, SettingsError
 from conveyor.core.errors import ConveyorError
 
 #: Runtime errors shown as one line (exit 1); anything else is a bug and shows a traceback.
@@ -109,10 +108,11 @@ def cli(
       eval "$(_CONVEYOR_COMPLETE=bash_source conveyor)"
     """
     configure_logging(verbose, log_format)
-    overrides = {"database_url": database_url, "broker_url": broker_url}
+    # Only the flags given: the rest (and a lower-case variable) come from the environment.
+    overrides: dict[str, Any] = {"database_url": database_url, "broker_url": broker_url}
     try:
-        settings = Settings.model_validate({k: v for k, v in overrides.items() if v})
-    except ValidationError as exc:
+        settings = Settings(**{k: v for k, v in overrides.items() if v})
+    except SettingsError as exc:
         raise click.UsageError(f"invalid configuration: {exc}") from None
     app = App(settings=settings, verbose=verbose, as_json=as_json)
     ctx.obj = app
