@@ -187,13 +187,6 @@ tasks = Table(
         postgresql_where=text("publish_pending"),
         sqlite_where=text("publish_pending = 1"),
     ),
-    # job_facts.all_roots_complete: the few incomplete roots of a job.
-    Index(
-        "ix_tasks_open_roots",
-        "job_id",
-        postgresql_where=text("parent_id IS NULL AND NOT complete"),
-        sqlite_where=text("parent_id IS NULL AND complete = 0"),
-    ),
     # job_facts.any_work_done: queued tasks that ran before (retried, expired, given back).
     Index(
         "ix_tasks_requeued",
@@ -258,7 +251,8 @@ runners = Table(
 )
 
 # -- monitoring indexes (migration 0003; see conveyor/store_sql/queries.py) ---------------------
-# Pages of a job's root tasks: one small entry per root.
+# Pages of a job's root tasks: one small entry per root. Also job_facts.all_roots_complete,
+# scanned backwards for the newest open root (migration 0005).
 Index(
     "ix_tasks_roots",
     tasks.c.job_id,

@@ -219,7 +219,16 @@ class Statements:
                 # retry_count > 0 implies attempt > 0: a retry follows a failed execution.
                 probe(tasks.c.state == QUEUED, tasks.c.attempt > ZERO),
             ).label("any_work_done"),
-            ~probe(tasks.c.parent_id.is_(None), ~tasks.c.complete).label("all_roots_complete"),
+            # The newest open root, scanned backwards on ix_tasks_roots: it stops at once when
+            # roots run in queue order, where NOT EXISTS stepped over every root done so far
+            # (migration 0005).
+            select(tasks.c.id)
+            .where(tasks.c.job_id == job_id, tasks.c.parent_id.is_(None), ~tasks.c.complete)
+            .order_by(tasks.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+            .is_(None)
+            .label("all_roots_complete"),
         ).where(jobs.c.id == job_id)
         self.set_job_state = (
             update(jobs)
