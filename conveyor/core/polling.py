@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from conveyor.core.identifiers import TaskId, TaskIdentifier
+from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
 from conveyor.core.model import DispatchMessage, RegisteredIdentifier
 
 
@@ -42,6 +42,7 @@ class PollDelivery:
 
     task_id: TaskId | None = None
     identifier: TaskIdentifier | None = None
+    job_id: JobId | None = None
 
     def __init__(self, consumer: PollingConsumer) -> None:
         self._consumer = consumer

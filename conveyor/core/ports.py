@@ -409,6 +409,12 @@ class Delivery(Protocol):
         """The task's identifier as the publisher stated it (checked by the runner)."""
         ...
 
+    @property
+    def job_id(self) -> JobId | None:
+        """The task's job as the publisher stated it, or None (poll deliveries, old messages).
+        Only a hint: it orders a runner's locks (``usecases.may_claim_after``)."""
+        ...
+
     def ack(self) -> None:
         """Done with it (the task was recorded, or the claim failed). For a poll delivery:
         work was found, poll again at once."""

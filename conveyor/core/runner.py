@@ -30,14 +30,15 @@ from typing import Any
 
 from conveyor.core.context import DEFAULT_MAX_INPUT_BYTES, ExecutionContext
 from conveyor.core.errors import InfrastructureError, StoreUnavailableError
-from conveyor.core.identifiers import TaskId
+from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.ids import uuid7
-from conveyor.core.model import ClaimedTask, RunnerInfo, TaskError
-from conveyor.core.ports import Delivery, JobCache
+from conveyor.core.model import ClaimedTask, NewTask, RunnerInfo, TaskError
+from conveyor.core.ports import Consumer, Delivery, JobCache
 from conveyor.core.registry import Runner
 from conveyor.core.serialization import InputDecodeError, deserialize_task
 from conveyor.core.service import Orchestrator
 from conveyor.core.task import Task
+from conveyor.core.usecases import may_claim_after
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,8 @@ class TaskRunner:
         self.computed = 0
         self.failed = 0
         self.abandoned = 0
+        #: Completions that claimed the runner's next task in their own transaction.
+        self.fused = 0
         self._identifiers = registry.registered()
         self._stop = threading.Event()
         self._signals = 0
@@ -157,6 +160,11 @@ class TaskRunner:
         self._sweeps_paused_until = 0.0
         self._registered = False
         self._worker: _Worker | None = None
+        self._consumer: Consumer | None = None
+        #: A delivery received while a result was being recorded, not handled yet.
+        self._pending: Delivery | None = None
+        #: The pending delivery's task, once offered to a completion's transaction.
+        self._offered: TaskId | None = None
 
     # -- public API ----------------------------------------------------------------------------
     def run_all(self) -> None:
@@ -197,12 +205,15 @@ class TaskRunner:
     # -- loop ----------------------------------------------------------------------------------
     def _loop(self, *, until_idle: bool) -> None:
         consumer = self.service.broker.consumer(self.cluster, self._identifiers)
+        self._consumer = consumer
         receive_timeout = 0.05 if until_idle else self.settings.receive_timeout
         try:
             while not self._stop.is_set():
                 try:
                     self._housekeeping(force_sweep=False)
-                    delivery = consumer.receive(receive_timeout)
+                    delivery, self._pending = self._pending, None
+                    if delivery is None:
+                        delivery = consumer.receive(receive_timeout)
                     if delivery is not None:
                         self._handle(delivery)
                     elif until_idle:
@@ -231,6 +242,9 @@ class TaskRunner:
                     log.exception("runner %s: unexpected error; continuing", self.id)
                     self._stop.wait(1.0)
         finally:
+            pending, self._pending, self._consumer = self._pending, None, None
+            if pending is not None:
+                pending.requeue()
             consumer.close()
             if self._worker is not None:
                 self._worker.retire()
@@ -246,7 +260,7 @@ class TaskRunner:
         )
         if claimed is None:
             return False
-        self._run_claimed(claimed)
+        self._run_chain(claimed, None)
         return True
 
     def _handle(self, delivery: Delivery) -> None:
@@ -258,7 +272,7 @@ class TaskRunner:
                 delivery.requeue()
                 return
             delivery.ack()
-            self._run_claimed(claimed)
+            self._run_chain(claimed, None)
             return
         if delivery.identifier is not None and self.registry.resolve(delivery.identifier) is None:
             log.warning(
@@ -281,10 +295,7 @@ class TaskRunner:
             )
             delivery.ack()
             return
-        try:
-            self._run_claimed(claimed)
-        finally:
-            delivery.ack()  # after the result committed; the lease covers a crash before it
+        self._run_chain(claimed, delivery)
 
     def _housekeeping(self, *, force_sweep: bool) -> None:
         now = time.monotonic()
@@ -298,14 +309,31 @@ class TaskRunner:
             self.service.publish_outbox()
 
     # -- one task ------------------------------------------------------------------------------
-    def _run_claimed(self, claimed: ClaimedTask) -> None:
+    def _run_chain(self, claimed: ClaimedTask, delivery: Delivery | None) -> None:
+        """Run ``claimed``, then each task that its completion's transaction claimed."""
+        current: tuple[ClaimedTask, Delivery | None] | None = (claimed, delivery)
+        while current is not None:
+            claimed, delivery = current
+            try:
+                current = self._run_claimed(claimed, delivery)
+            finally:
+                if delivery is not None:
+                    delivery.ack()  # a no-op if acked already; the lease covers a crash before
+
+    def _run_claimed(
+        self, claimed: ClaimedTask, delivery: Delivery | None
+    ) -> tuple[ClaimedTask, Delivery] | None:
         self._current = claimed.id
         try:
-            self._execute(claimed)
+            return self._execute(claimed, delivery)
         finally:
             self._current = None
 
-    def _execute(self, claimed: ClaimedTask) -> None:
+    def _execute(
+        self, claimed: ClaimedTask, delivery: Delivery | None
+    ) -> tuple[ClaimedTask, Delivery] | None:
+        """Run one claimed task and record its outcome; the next task and its delivery if the
+        completion claimed one (see ``_complete_and_claim_next``)."""
         cls = self.registry.resolve(claimed.identifier)
         if cls is None:
             log.warning(
@@ -317,13 +345,13 @@ class TaskRunner:
             self.service.give_back(
                 claimed, f"runner {self.id} has no task class for {claimed.identifier}"
             )
-            return
+            return None
         try:
             task = deserialize_task(cls, claimed.input)
         except InputDecodeError as exc:
             self.failed += 1
             self.service.fail(claimed, TaskError("InputDecodeError", str(exc)), user_error=True)
-            return
+            return None
         context = ExecutionContext(
             claimed,
             cache=self.cache.group(str(claimed.job_id)),
@@ -345,7 +373,7 @@ class TaskRunner:
             if not execution.done.is_set():  # user code still runs: leave it its thread
                 self._worker.retire()
                 self._worker = None
-            return
+            return None
         display = context.current_task.display
         progress = context._progress_snapshot()
         if execution.error is not None:
@@ -359,14 +387,86 @@ class TaskRunner:
             )
         else:
             self.computed += 1
-            recorded = self.service.complete(claimed, context._subtask_specs(), display, progress)
+            subtasks = context._subtask_specs()
+            if delivery is not None and delivery.task_id is not None:
+                return self._complete_and_claim_next(claimed, delivery, subtasks, display, progress)
+            recorded = self.service.complete(claimed, subtasks, display, progress)
         if not recorded:
-            log.warning(
-                "the result of task %s attempt %d was discarded: its lease passed to another "
-                "runner meanwhile",
-                claimed.id,
-                claimed.attempt,
+            self._discarded(claimed)
+        return None
+
+    def _discarded(self, claimed: ClaimedTask) -> None:
+        log.warning(
+            "the result of task %s attempt %d was discarded: its lease passed to another "
+            "runner meanwhile",
+            claimed.id,
+            claimed.attempt,
+        )
+
+    def _complete_and_claim_next(
+        self,
+        claimed: ClaimedTask,
+        delivery: Delivery,
+        subtasks: list[NewTask],
+        display: str | None,
+        progress: dict[str | None, tuple[int, int]],
+    ) -> tuple[ClaimedTask, Delivery] | None:
+        """Record a success and, in the same transaction, claim the next delivered task.
+
+        The message is acked before the result commits: the claim is durable and its lease
+        covers a crash from here on, so nothing is lost; and acking now lets the broker send the
+        next message (prefetch 1) during the result's round trips, in time for the transaction
+        to claim it too: one commit per task instead of two in a backlog.
+        """
+        delivery.ack()
+        self._offered = None
+        recorded, following = self.service.complete_and_claim(
+            claimed,
+            subtasks,
+            display,
+            progress,
+            lambda: self._following(claimed.job_id),
+            self.id,
+            self.settings.lease,
+        )
+        if not recorded:
+            self._discarded(claimed)
+        offered, self._offered = self._offered, None
+        if offered is None:
+            return None  # nothing in hand, or not claimable here: the loop handles it
+        pending, self._pending = self._pending, None
+        assert pending is not None and pending.task_id == offered
+        if following is None:
+            log.debug("task %s is not dispatchable (duplicate, taken, held): dropped", offered)
+            pending.ack()
+            return None
+        self.fused += 1
+        return following, pending
+
+    def _following(self, finished_job: JobId) -> TaskId | None:
+        """The task of the next delivery, for the completion's transaction to claim; None if
+        there is none yet or it must be handled on its own. Received once: a retried
+        transaction gets the same answer."""
+        if self._pending is None:
+            if self._stop.is_set() or self._consumer is None:
+                return None
+            try:
+                self._pending = self._consumer.receive(0.0)
+            except Exception:  # the loop's own receive reports it
+                log.debug("receiving the next delivery failed", exc_info=True)
+                return None
+        pending = self._pending
+        if (
+            pending is None
+            or pending.task_id is None
+            or not may_claim_after(finished_job, pending.job_id)
+            or (
+                pending.identifier is not None and self.registry.resolve(pending.identifier) is None
             )
+        ):
+            return None
+        self._offered = pending.task_id
+        return pending.task_id
 
     def _supervise(self, claimed: ClaimedTask, execution: _Execution) -> bool:
         """Wait for the execution while keeping its lease; False if the result must not be

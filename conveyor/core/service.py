@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from conveyor.core import usecases
 from conveyor.core.errors import (
@@ -288,6 +288,35 @@ class Orchestrator:
             )
         )
         return self._after(outcome).recorded
+
+    def complete_and_claim(
+        self,
+        task: ClaimedTask,
+        subtasks: Sequence[NewTask],
+        display: str | None,
+        progress: Mapping[str | None, tuple[int, int]],
+        following: Callable[[], TaskId | None],
+        runner_id: str,
+        lease: float,
+    ) -> tuple[bool, ClaimedTask | None]:
+        """Record success and claim the task ``following()`` names in the same transaction
+        (``usecases.complete_and_claim``): whether the result was recorded, and the claimed
+        task or None. ``following`` may be called again if the transaction is retried."""
+        outcome, claimed = self.store.run(
+            lambda tx: usecases.complete_and_claim(
+                tx,
+                task.id,
+                task.attempt,
+                subtasks,
+                display,
+                progress,
+                self.policy,
+                following,
+                runner_id,
+                lease,
+            )
+        )
+        return self._after(outcome).recorded, claimed
 
     def fail(
         self,

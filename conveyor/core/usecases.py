@@ -13,7 +13,7 @@ the cause (user error, crash limit, timeout, a completion that cannot commit).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from conveyor.core.errors import ClusterNotFoundError, JobNotFoundError
@@ -210,6 +210,7 @@ def complete(
     display: str | None,
     progress: Mapping[str | None, tuple[int, int]],
     policy: Policy,
+    then: Callable[[], ClaimedTask | None] | None = None,
 ) -> Outcome:
     """Record a successful execution: COMPUTED, its subtasks created in the same transaction.
 
@@ -219,11 +220,14 @@ def complete(
 
     Without subtasks (the common case) the store records it in one step
     (``StoreTx.finish_computed``); the rules applied are the same.
+
+    ``then`` (see :func:`complete_and_claim`) is called at most once, where a claim in the same
+    transaction saves a job-state write; the caller calls it if this did not.
     """
     if display is not None:
         display = display[:MAX_DISPLAY]
     if not subtasks:
-        return _complete_leaf(tx, task_id, attempt, display, progress, policy)
+        return _complete_leaf(tx, task_id, attempt, display, progress, policy, then)
     task = _locked_running(tx, task_id, attempt)
     if task is None:
         return _computed_before(tx, task_id, attempt)
@@ -273,6 +277,7 @@ def _complete_leaf(
     display: str | None,
     progress: Mapping[str | None, tuple[int, int]],
     policy: Policy,
+    then: Callable[[], ClaimedTask | None] | None = None,
 ) -> Outcome:
     """``complete`` without subtasks: COMPUTED and complete at once (it has no children), its
     dependents released and its parent decremented by the store in one step; then the walk up
@@ -289,9 +294,66 @@ def _complete_leaf(
     if parent is not None and parent.open_children == 0 and parent.state in DONE_STATES:
         out.to_publish += _propagate_complete(tx, parent, policy)
         refresh_job_state(tx, finished.job_id)
-    else:
-        tx.set_job_state(finished.job_id, derive_job_state(finished.facts))
+        return out
+    state = derive_job_state(finished.facts)
+    if then is not None and state is JobState.STARTED:
+        # The job ran out of running tasks only until the claim that follows: if that claim
+        # takes a task of the same job, the job stays RUNNING and its row is not rewritten
+        # twice (RUNNING -> STARTED -> RUNNING) for every task of a backlog.
+        following = then()
+        if following is not None and following.job_id == finished.job_id:
+            return out
+    tx.set_job_state(finished.job_id, state)
     return out
+
+
+def may_claim_after(finished_job: JobId, next_job: JobId | None) -> bool:
+    """Whether a completion in ``finished_job`` may claim a task of ``next_job`` in its own
+    transaction (:func:`complete_and_claim`).
+
+    The completion holds its job row's lock when the claim locks the next task and its job's
+    row. Two such transactions going to each other's jobs would wait on each other, so the
+    fused path only moves to a job whose id is not smaller (the same job, or a later one: ids
+    are uuid7, ordered by creation). Job rows are then locked in ascending order and fused
+    transactions cannot deadlock one another; a delivery of an older job is claimed on its own.
+    """
+    return next_job is not None and next_job >= finished_job
+
+
+def complete_and_claim(
+    tx: StoreTx,
+    task_id: TaskId,
+    attempt: int,
+    subtasks: Sequence[NewTask],
+    display: str | None,
+    progress: Mapping[str | None, tuple[int, int]],
+    policy: Policy,
+    following: Callable[[], TaskId | None],
+    runner_id: str,
+    lease_seconds: float,
+) -> tuple[Outcome, ClaimedTask | None]:
+    """:func:`complete`, then :func:`claim` the runner's next task, in one transaction.
+
+    A runner that has its next delivery in hand when a task ends commits once per task instead
+    of twice (the result, then the next claim): the commit's WAL flush is the largest single
+    cost of a short task. ``following`` is asked once the completion is written — as late as
+    possible, so the next message has had the completion's round trips to arrive — and returns
+    the task id to claim or None (nothing in hand, or not to be fused: see
+    :func:`may_claim_after`). The two stay independent: a stale completion still claims, a
+    failed claim (duplicate, held, canceled) still records the completion.
+    """
+    claims: list[ClaimedTask | None] = []
+
+    def claim_following() -> ClaimedTask | None:
+        next_id = following()
+        claimed = claim(tx, next_id, runner_id, lease_seconds) if next_id is not None else None
+        claims.append(claimed)
+        return claimed
+
+    outcome = complete(tx, task_id, attempt, subtasks, display, progress, policy, claim_following)
+    if not claims:
+        claim_following()
+    return outcome, claims[0]
 
 
 def _propagate_complete(tx: StoreTx, task: TaskRecord, policy: Policy) -> list[DispatchMessage]:

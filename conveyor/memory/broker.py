@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
-from conveyor.core.identifiers import TaskId, TaskIdentifier
+from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
 from conveyor.core.model import DispatchMessage, RegisteredIdentifier
 
 QueueKey = tuple[str, str, int, int]
@@ -100,6 +100,10 @@ class InMemoryDelivery:
     @property
     def identifier(self) -> TaskIdentifier | None:
         return self.message.identifier
+
+    @property
+    def job_id(self) -> JobId | None:
+        return self.message.job_id
 
     def ack(self) -> None:
         if self._settle():

@@ -30,7 +30,7 @@ from conveyor.core.model import (
 )
 from conveyor.core.polling import PollingDispatcher
 from conveyor.core.service import Orchestrator
-from conveyor.core.usecases import Policy
+from conveyor.core.usecases import Policy, derive_job_state
 from conveyor.memory.store import InMemoryStore
 
 IDENT = TaskIdentifier("Node", "v1.0")
@@ -130,23 +130,43 @@ class Simulation:
         claimed = self.service.claim_next("default", REG, f"r{len(self.running)}", LEASE)
         if claimed is None:
             return False
+        self.check_claimed(claimed)
+        return True
+
+    def check_claimed(self, claimed: ClaimedTask) -> None:
         tasks = self.tasks()
         job = self.service.job_record(self.job_id)
         assert job.state not in (JobState.FAILED, JobState.CANCELED, JobState.COMPLETED)
         for dep in claimed.depends_on:  # only after each dependency's whole subtree completed
             assert self.subtree_done(tasks, dep), "started before a dependency's subtree"
         self.running.append(claimed)
-        return True
 
-    def finish(self, index: int) -> None:
+    def finish(self, index: int, then_claim: int | None = None) -> None:
+        """Record the outcome of a running task; with ``then_claim`` a success also claims,
+        in the same transaction, the queued task at that index (dispatchable or not), as a
+        runner does with the delivery it has in hand."""
         claimed = self.running.pop(index)
         path = json.loads(claimed.input)
         spec = self.by_path[path]
         self.executions[path] += 1
         if self.executions[path] <= spec.failures:
             self.service.fail(claimed, TaskError("Boom", path), user_error=True)
-        else:
+        elif then_claim is None:
             self.service.complete(claimed, new_tasks(spec.children, path), None, {})
+        else:
+            queued = sorted(t.id for t in self.tasks().values() if t.state is TaskState.QUEUED)
+            target = queued[then_claim % len(queued)] if queued else None
+            _, following = self.service.complete_and_claim(
+                claimed,
+                new_tasks(spec.children, path),
+                None,
+                {},
+                lambda: target,
+                f"r{len(self.running)}",
+                LEASE,
+            )
+            if following is not None:
+                self.check_claimed(following)
 
     def crash(self, index: int) -> None:
         """The runner of one running task dies: every other runner extends its lease."""
@@ -160,6 +180,8 @@ class Simulation:
 
     def observe(self) -> None:
         state = self.service.job_record(self.job_id).state
+        facts = self.store.run(lambda tx: tx.job_facts(self.job_id))
+        assert state is derive_job_state(facts), "the job row disagrees with its facts"
         if self.job_states and self.job_states[-1] is JobState.COMPLETED:
             assert state is JobState.COMPLETED, "a completed job changed state"
         self.job_states.append(state)
@@ -209,7 +231,7 @@ def test_random_workflows_respect_every_rule(roots: list[Spec], data: st.DataObj
         sim.observe()
         actions = ["claim"] if sim.service.has_dispatchable("default", REG) else []
         if sim.running:
-            actions += ["finish", "finish", "crash"]
+            actions += ["finish", "finish", "finish+claim", "crash"]
         if not actions:
             job = sim.service.job_record(sim.job_id)
             if job.state is JobState.FAILED and sim.job_retries < 3:
@@ -222,7 +244,12 @@ def test_random_workflows_respect_every_rule(roots: list[Spec], data: st.DataObj
             assert sim.claim()
         else:
             index = data.draw(st.integers(0, len(sim.running) - 1))
-            (sim.finish if action == "finish" else sim.crash)(index)
+            if action == "crash":
+                sim.crash(index)
+            elif action == "finish":
+                sim.finish(index)
+            else:
+                sim.finish(index, then_claim=data.draw(st.integers(0, 50)))
     else:
         return  # very long runs are cut; the invariants checked on the way still hold
     sim.observe()
