@@ -47,12 +47,16 @@ test-slow: $(STAMP)
 BENCH_VENV := bench/.venv-celery
 BENCH_ARGS ?=
 
+$(VENV)/.bench-stamp: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
 $(BENCH_VENV)/.installed-stamp:
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q 'celery==5.7.0' 'SQLAlchemy>=2.0' 'psycopg[binary]>=3.1'
 	touch $@
 
-bench: $(STAMP) $(BENCH_VENV)/.installed-stamp services
+bench: $(VENV)/.bench-stamp $(BENCH_VENV)/.installed-stamp services
 	$(BIN)/python bench/compare.py $(BENCH_ARGS)
 
 ## Start PostgreSQL and RabbitMQ if they are not running.

@@ -813,6 +813,7 @@ def main() -> None:
     parser.add_argument("--sweep", type=float, default=1.0, help="sweep interval for recovery")
     parser.add_argument("--queue-type", default="classic", choices=["classic", "quorum"])
     parser.add_argument("--only", default=",".join(SECTIONS))
+    parser.add_argument("--keep", action="store_true", help="keep worker logs and markers")
     parser.add_argument("--skip", default="", help="configs to skip (substring match)")
     parser.add_argument("--quick", action="store_true", help="N=4000, 1 round, 200 probes")
     parser.add_argument("--json", default=str(BENCH / "results" / "last.json"))
@@ -903,7 +904,7 @@ def main() -> None:
         info["machine_end"] = machine()
         info["elapsed"] = time.time() - info["started"]
         env.drop()
-        if failed:
+        if failed or args.keep:
             log(f"kept {work} (worker logs and markers) for a look")
         else:
             shutil.rmtree(work, ignore_errors=True)
