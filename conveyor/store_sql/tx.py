@@ -336,7 +336,10 @@ class SqlTx(MonitoringQueries):
         try:
             with driver.cursor(row_factory=dict_row) as cursor:  # type: ignore[union-attr]
                 cursor.execute(sql, params)
-                rows = cursor.fetchall() if cursor.description is not None else []
+                # pgresult, not cursor.description: that builds a Column object per result
+                # column on every call (~7 % of a runner's CPU with the finish function's 43).
+                result = cursor.pgresult
+                rows = cursor.fetchall() if result is not None and result.nfields else []
                 return rows, cursor.rowcount
         except psycopg.Error as exc:
             lost = self._conn.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
