@@ -336,6 +336,13 @@ def conveyor_submit(env: Env, name: str, tasks: Sequence[Any]) -> Any:
     return env.client().service.submit_job(name, [conveyor_spec(t) for t in tasks])
 
 
+def conveyor_flush(env: Env) -> None:
+    """Wait until the client's outbox relay published (with confirms) what was submitted."""
+    relay = env.client().service.relay
+    if relay is not None and not relay.flush(120):
+        raise RuntimeError("conveyor's outbox relay did not publish within 120 s")
+
+
 # -- results -----------------------------------------------------------------------------------
 @dataclass
 class Results:
@@ -420,6 +427,7 @@ def conveyor_throughput(
         if mode == "drain":
             t0 = time.time()
             conveyor_submit(env, "drain", [Noop(i) for i in range(n)])
+            conveyor_flush(env)  # committed and published (confirmed), as Celery's enqueue
             res.add("enqueue rate (pre-fill)", config, n / (time.time() - t0), "msg/s")
             procs = conveyor_workers(env, runners, marks)
             run = wait_marks(marks, n, cap, procs)
@@ -433,6 +441,7 @@ def conveyor_throughput(
             t0 = time.time()
             for i in range(n):
                 conveyor_submit(env, "e2e", [Noop(i)])
+            conveyor_flush(env)
             res.add("producer rate during e2e", config, n / (time.time() - t0), "msg/s")
             run = wait_marks(marks, n + WARMUP, cap, procs)
             throughput_figures(res, config, mode, run, n, t0)

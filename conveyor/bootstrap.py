@@ -133,4 +133,9 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
     except BaseException:
         store.close()
         raise
-    return Orchestrator(store, broker, Policy(crash_limit=settings.crash_limit))
+    return Orchestrator(
+        store,
+        broker,
+        Policy(crash_limit=settings.crash_limit),
+        relay=_scheme(broker_url, "broker URL", BROKER_SCHEMES) in ("amqp", "amqps"),
+    )

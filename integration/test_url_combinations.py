@@ -64,3 +64,40 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         assert client.max_input_bytes == 10
         with pytest.raises(ValueError, match="over the 10-byte limit"):
             client.jobs().submit("big", Part(10**12))
+
+
+def test_submissions_over_rabbitmq_are_published_by_the_relay_and_marked(
+    postgres_empty_database: str, amqp_url: str, rabbitmqctl: object, tmp_path: Path
+) -> None:
+    """``submit`` returns after its commit; the relay publishes in batches, marks the rows
+    published, and ``close`` flushes it: every message is in its queue, none left pending."""
+    namespace = f"relay{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        database_url=postgres_empty_database,
+        broker_url=amqp_url,
+        amqp_namespace=namespace,
+        amqp_queue_type="classic",
+        home=tmp_path,
+    )
+    with Client(settings=settings) as client:
+        jobs = [client.service.submit_job(f"r{i}", [_spec(Part(i))]) for i in range(300)]
+        relay = client.service.relay
+        assert relay is not None
+    assert relay.published == 300
+    with Client(settings=settings) as reader:
+        for job in jobs[::50]:
+            (task,) = reader.jobs().tasks(job.id)
+            assert not task.publish_pending and task.published_at is not None
+    queues = {
+        name: int(depth)
+        for name, depth in rabbitmqctl.rows(
+            "list_queues", "-p", rabbitmqctl.vhost, "name", "messages"
+        )
+    }  # type: ignore[attr-defined]
+    assert sum(depth for name, depth in queues.items() if name.startswith(namespace)) == 300
+
+
+def _spec(task: Task) -> object:
+    from conveyor.core.context import new_task_spec
+
+    return new_task_spec(task, cluster="default")

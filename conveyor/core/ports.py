@@ -266,7 +266,11 @@ class StoreTx(Protocol):
         ...
 
     def mark_published(self, task_ids: Sequence[TaskId]) -> None:
-        """Clear publish-pending and set ``published_at = now`` on these tasks."""
+        """Clear publish-pending and set ``published_at = now`` on these tasks.
+
+        A task another transaction holds may be skipped rather than waited for (whoever holds
+        it is claiming it, which clears the flag too, or finishing it); a flag left behind only
+        costs a duplicate message from the outbox sweep, which the claim rule drops."""
         ...
 
     def claim_unpublished(self, lease_seconds: float, limit: int) -> list[DispatchMessage]:

@@ -44,6 +44,7 @@ from conveyor.core.model import (
     TaskState,
 )
 from conveyor.core.ports import Broker, Store, StoreTx
+from conveyor.core.relay import OutboxRelay
 from conveyor.core.usecases import Outcome, Policy
 from conveyor.core.views import (
     AttemptBucket,
@@ -64,7 +65,17 @@ PUBLISH_CHUNK = 5000
 class Orchestrator:
     """Store + broker + policy: every operation the client, runners and monitor perform."""
 
-    def __init__(self, store: Store, broker: Broker, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        policy: Policy | None = None,
+        *,
+        relay: bool = False,
+    ) -> None:
+        """``relay``: submissions return after their commit and a background thread publishes
+        their messages in batches (:mod:`conveyor.core.relay`); for brokers where a publish
+        is a network round trip."""
         self.store = store
         self.broker = broker
         base = policy or Policy()
@@ -77,8 +88,11 @@ class Orchestrator:
             retry_backoff_factor=base.retry_backoff_factor,
             retry_backoff_max=base.retry_backoff_max,
         )
+        self.relay = OutboxRelay(self._publish) if relay and self.policy.publish else None
 
     def close(self) -> None:
+        if self.relay is not None:
+            self.relay.close()
         self.broker.close()
         self.store.close()
 
@@ -190,7 +204,10 @@ class Orchestrator:
         job, outcome = self.store.run(
             lambda tx: usecases.submit_job(tx, name, roots, self.policy, idempotency_key)
         )
-        self._after(outcome)
+        if self.relay is not None:
+            self.relay.put(outcome.to_publish)
+        else:
+            self._after(outcome)
         return job
 
     def retry_job(self, job_id: JobId) -> int:

@@ -350,3 +350,33 @@ def test_a_zombie_racing_the_sweeper_is_recorded_or_discarded_never_both(
     else:
         assert task.state is TaskState.QUEUED and task.crash_count == 1
         assert [m.task_id for m in results["swept"].to_publish] == [root.id]
+
+
+def test_marking_published_skips_rows_another_transaction_holds(pg_store: SqlStore) -> None:
+    """The relay's mark never waits for a runner: a mark that waited for a task a runner was
+    finishing, while that runner's fused claim waited for a row the mark held, deadlocked."""
+    first, second = node("a"), node("b")
+    pg_store.run(lambda tx: usecases.submit_job(tx, "mark", [first, second], POLICY))
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold(tx: SqlTx) -> None:
+        tx.lock_task(first.id)  # a runner claiming or finishing it
+        holding.set()
+        assert release.wait(10)
+
+    holder = threading.Thread(target=pg_store.run, args=(hold,))
+    holder.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        pg_store.run(lambda tx: tx.mark_published([first.id, second.id]))
+        assert time.monotonic() - started < 1.0  # did not wait for the holder
+    finally:
+        release.set()
+        holder.join()
+    tasks = {
+        t.id: t for t in pg_store.run(lambda tx: [tx.get_task(first.id), tx.get_task(second.id)])
+    }
+    assert tasks[second.id].published_at is not None and not tasks[second.id].publish_pending
+    assert tasks[first.id].publish_pending  # left for its claim or the outbox sweep
