@@ -120,6 +120,11 @@ class _Worker:
             execution._run()
 
 
+def _context(claimed: ClaimedTask, runner_id: str) -> dict[str, str]:
+    """``extra=`` of a log line about one task: its ids become fields of JSON logs."""
+    return {"task_id": str(claimed.id), "job_id": str(claimed.job_id), "runner_id": runner_id}
+
+
 def error_of(exc: BaseException, tb: str = "") -> TaskError:
     """How a user exception is recorded."""
     return TaskError(type(exc).__name__, str(exc), tb)
@@ -341,6 +346,7 @@ class TaskRunner:
                 self.id,
                 claimed.identifier,
                 claimed.id,
+                extra=_context(claimed, self.id),
             )
             self.service.give_back(
                 claimed, f"runner {self.id} has no task class for {claimed.identifier}"
@@ -365,6 +371,7 @@ class TaskRunner:
             claimed.identifier,
             claimed.id,
             claimed.attempt,
+            extra=_context(claimed, self.id),
         )
         if self._worker is None:
             self._worker = _Worker(self.id)
@@ -378,7 +385,13 @@ class TaskRunner:
         progress = context._progress_snapshot()
         if execution.error is not None:
             self.failed += 1
-            log.info("task %s (%s) failed: %r", claimed.id, claimed.identifier, execution.error)
+            log.info(
+                "task %s (%s) failed: %r",
+                claimed.id,
+                claimed.identifier,
+                execution.error,
+                extra=_context(claimed, self.id),
+            )
             recorded = self.service.fail(
                 claimed,
                 error_of(execution.error, execution.traceback),
@@ -401,6 +414,7 @@ class TaskRunner:
             "runner meanwhile",
             claimed.id,
             claimed.attempt,
+            extra=_context(claimed, self.id),
         )
 
     def _complete_and_claim_next(
@@ -493,7 +507,10 @@ class TaskRunner:
                 self.failed += 1
                 self.abandoned += 1
                 log.warning(
-                    "task %s timed out after %.1fs; abandoning its thread", claimed.id, timeout
+                    "task %s timed out after %.1fs; abandoning its thread",
+                    claimed.id,
+                    timeout,
+                    extra=_context(claimed, self.id),
                 )
                 self.service.fail(
                     claimed,
@@ -510,12 +527,14 @@ class TaskRunner:
                         "waiting up to %.0fs for task %s to finish",
                         settings.grace_period,
                         claimed.id,
+                        extra=_context(claimed, self.id),
                     )
                 elif now >= shutdown_deadline:
                     self.abandoned += 1
                     log.warning(
                         "task %s did not finish within the grace period: handing it back",
                         claimed.id,
+                        extra=_context(claimed, self.id),
                     )
                     self.service.give_back(claimed, "runner shut down before the task finished")
                     return False
@@ -529,6 +548,7 @@ class TaskRunner:
                             "this execution's result will be discarded",
                             claimed.id,
                             claimed.attempt,
+                            extra=_context(claimed, self.id),
                         )
                         return False
                 if now >= next_flush:
@@ -541,7 +561,12 @@ class TaskRunner:
                     self._next_heartbeat = now + settings.heartbeat_interval
                     self.service.runner_heartbeat(self.id, claimed.id, self.computed, self.failed)
             except InfrastructureError as exc:
-                log.warning("store unreachable while task %s runs: %s", claimed.id, exc)
+                log.warning(
+                    "store unreachable while task %s runs: %s",
+                    claimed.id,
+                    exc,
+                    extra=_context(claimed, self.id),
+                )
 
     # -- registry and signals ------------------------------------------------------------------
     def _register(self) -> None:

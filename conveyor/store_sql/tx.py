@@ -18,11 +18,12 @@ completion in a job of 10^6 tasks costs the same as in a job of ten. Conventions
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -330,34 +331,30 @@ class SqlTx(MonitoringQueries):
     def _driver_rows(self, sql: str, params: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
         """PostgreSQL only: run SQL text on the psycopg connection under the SQLAlchemy one (same
         transaction), rows as dicts, plus the row count. Skips SQLAlchemy's result machinery,
-        which cost more than the statement on the per-task path; driver errors are wrapped as
-        SQLAlchemy's (a lost connection invalidated) so retries and translation apply."""
+        which cost more than the statement on the per-task path."""
         driver = self._conn.connection.driver_connection
-        try:
-            with driver.cursor(row_factory=dict_row) as cursor:  # type: ignore[union-attr]
-                cursor.execute(sql, params)
-                # pgresult, not cursor.description: that builds a Column object per result
-                # column on every call (~7 % of a runner's CPU with the finish function's 43).
-                result = cursor.pgresult
-                rows = cursor.fetchall() if result is not None and result.nfields else []
-                return rows, cursor.rowcount
-        except psycopg.Error as exc:
-            lost = self._conn.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
-            if lost:
-                self._conn.invalidate(exc)
-            dialect = self._conn.dialect
-            raise DBAPIError.instance(
-                sql, None, exc, psycopg.Error, connection_invalidated=lost, dialect=dialect
-            ) from exc
+        with self._driver_errors(sql), driver.cursor(row_factory=dict_row) as cursor:  # type: ignore[union-attr]
+            cursor.execute(sql, params)
+            # pgresult, not cursor.description: that builds a Column object per result
+            # column on every call (~7 % of a runner's CPU with the finish function's 43).
+            result = cursor.pgresult
+            rows = cursor.fetchall() if result is not None and result.nfields else []
+            return rows, cursor.rowcount
 
     def _driver_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """PostgreSQL only: ``executemany`` on the psycopg connection (errors as in
-        :meth:`_driver_rows`)."""
+        """PostgreSQL only: ``executemany`` on the psycopg connection."""
         driver = self._conn.connection.driver_connection
+        with self._driver_errors(sql), driver.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def _driver_errors(self, sql: str) -> Iterator[None]:
+        """Driver errors wrapped as SQLAlchemy's (a lost connection invalidated), so the
+        store's retries and error translation apply to the psycopg-level statements too."""
         try:
-            with driver.cursor() as cursor:  # type: ignore[union-attr]
-                cursor.executemany(sql, rows)
+            yield
         except psycopg.Error as exc:
+            driver = self._conn.connection.driver_connection
             lost = self._conn.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
             if lost:
                 self._conn.invalidate(exc)
@@ -838,7 +835,7 @@ class SqlTx(MonitoringQueries):
         return sorted(released, key=lambda t: t.id)
 
     def queued_descendants(self, task_id: TaskId) -> list[TaskId]:
-        """A recursive CTE down ``parent_id`` (index ``ix_tasks_parent_id``)."""
+        """A recursive CTE down ``parent_id`` (index ``ix_tasks_parent_id_id``)."""
         subtree = (
             select(tasks.c.id, tasks.c.state)
             .where(tasks.c.parent_id == task_id)

@@ -183,3 +183,24 @@ def test_progress_and_display_are_reported_live() -> None:
     gate.set()
     thread.join(5)
     assert seen and seen[0][0].done == 4  # type: ignore[index]
+
+
+class Fails(Task):
+    def execute(self, context: ExecutionContext) -> None:
+        raise RuntimeError("boom")
+
+
+def test_runner_log_lines_about_a_task_carry_its_ids_as_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``extra=`` context: the JSON log format turns these into fields for log collectors."""
+    client = Client("memory://", "memory://")
+    job = client.jobs().submit("fails", Fails())
+    (task,) = client.jobs().tasks(job)
+    runner = client.runner(tasks=[Fails])
+    with caplog.at_level(logging.INFO, logger="conveyor.core.runner"):
+        runner.run_all()
+    (record,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert record.task_id == str(task.id)  # type: ignore[attr-defined]
+    assert record.job_id == str(job.id)  # type: ignore[attr-defined]
+    assert record.runner_id == runner.id  # type: ignore[attr-defined]
