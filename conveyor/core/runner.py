@@ -324,6 +324,13 @@ class TaskRunner:
             finally:
                 if delivery is not None:
                     delivery.ack()  # a no-op if acked already; the lease covers a crash before
+            if current is not None:
+                # A backlog can chain for minutes: heartbeats and sweeps still run between
+                # tasks, as they do between deliveries in the loop.
+                try:
+                    self._housekeeping(force_sweep=False)
+                except InfrastructureError as exc:
+                    log.warning("runner %s: housekeeping failed: %s", self.id, exc)
 
     def _run_claimed(
         self, claimed: ClaimedTask, delivery: Delivery | None

@@ -172,3 +172,21 @@ def test_a_delivery_of_an_older_job_is_claimed_on_its_own() -> None:
     assert runner.fused == 0 and runner.computed == 2
     assert client.jobs().find(older).state is JobState.COMPLETED
     assert client.jobs().find(newer).state is JobState.COMPLETED
+
+
+def test_heartbeats_and_sweeps_still_run_between_chained_tasks() -> None:
+    ORDER.clear()
+    client = Client("memory://", "memory://")
+    client.jobs().submit("chain", [Step(i) for i in range(30)])
+    runner = client.runner(tasks=[Step])
+    calls: list[bool] = []
+    original = runner._housekeeping
+
+    def counting(*, force_sweep: bool) -> None:
+        calls.append(force_sweep)
+        original(force_sweep=force_sweep)
+
+    runner._housekeeping = counting  # type: ignore[method-assign]
+    runner.run_all()
+    assert runner.fused >= 25
+    assert len(calls) >= 30  # once per task, chained or not
