@@ -15,10 +15,16 @@ State machine (see ``conveyor.core.ports.Consumer``: at most one unsettled deliv
   consumed again when the runner is idle in ``receive`` (after a short delay that lets the
   current queue's next message win, so a backlog is drained without a requeue per message; a
   queue paused for ``MAX_PAUSE`` gets its turn first, so one busy version cannot starve another).
+* *paused*: the runner works without a delivery (a task claimed straight from the store) and
+  says so with ``pause()``: every consumer is cancelled, a ready delivery is given back, and any
+  message still in flight is given back as it arrives, until the next ``receive``.
 * *consumer timeout*: RabbitMQ 3.10 closes the channel of a delivery unacked past its
-  ``consumer_timeout``. Before ``consumer_timeout - early_ack_margin`` a held delivery is acked
-  early and every consumer is cancelled until the runner is idle again; its later ``ack()`` is a
-  no-op and ``requeue()`` republishes nothing (the store's lease protects the task from then on).
+  ``consumer_timeout``. Before ``consumer_timeout - margin`` a held delivery is acked early and
+  every consumer is cancelled until the runner is idle again; its later ``ack()`` is a no-op and
+  ``requeue()`` republishes nothing (the store's lease protects the task from then on). A ready
+  delivery the runner has not taken is given back before the same deadline (at the latest after
+  ``READY_MAX_AGE``). The margin is ``early_ack_margin`` but at most a quarter of the timeout
+  (:func:`ack_deadlines`), so any timeout of ``MIN_CONSUMER_TIMEOUT`` or more works.
 * *channel errors, lost connections*: the I/O thread reconnects with back-off, redeclares and
   consumes again. Every delivery of the old channel is void (an ``ack()`` of it sends nothing:
   its tag could name another message on the new channel); the broker requeued its message.
@@ -65,11 +71,38 @@ RESUME_DELAY: Final = 0.02
 MAX_PAUSE: Final = 1.0
 #: Longest time a delivery waits for the runner to ``receive`` it before it is given back.
 READY_MAX_AGE: Final = 30.0
+#: The early ack comes at most this fraction of ``consumer_timeout`` early: a margin of 60 s
+#: with a 20 s timeout would ack (and give back) every delivery at once.
+MAX_MARGIN_FRACTION: Final = 0.25
+#: The shortest broker ``consumer_timeout`` served: below it a ready delivery would have to be
+#: taken within a fraction of a second of its arrival, while a runner is still between two
+#: ``receive`` calls (heartbeats, sweeps), and would be given back over and over.
+MIN_CONSUMER_TIMEOUT: Final = 1.0
 
 #: Failures after which the consumer reconnects.
 _RECOVERABLE: Final[tuple[type[BaseException], ...]] = (*TRANSPORT_ERRORS, BrokerUnavailableError)
 
 _consumer_ids = itertools.count(1)
+
+
+def ack_deadlines(consumer_timeout: float, early_ack_margin: float) -> tuple[float, float]:
+    """Seconds after its arrival at which a held delivery is acked early, and after which a
+    ready one nobody received is given back: both before RabbitMQ's ``consumer_timeout``.
+
+    Raises:
+        ValueError: ``consumer_timeout`` below :data:`MIN_CONSUMER_TIMEOUT` or a negative margin.
+    """
+    if not consumer_timeout >= MIN_CONSUMER_TIMEOUT:
+        raise ValueError(
+            f"the broker's consumer_timeout must be at least {MIN_CONSUMER_TIMEOUT:g} s, got "
+            f"{consumer_timeout!r} (give it in seconds: RabbitMQ's consumer_timeout = 20000 in "
+            "rabbitmq.conf is 20 s)"
+        )
+    if not early_ack_margin >= 0:
+        raise ValueError(f"early_ack_margin must be 0 s or more, got {early_ack_margin!r}")
+    margin = min(early_ack_margin, consumer_timeout * MAX_MARGIN_FRACTION)
+    early_after = consumer_timeout - margin
+    return early_after, min(READY_MAX_AGE, early_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +211,8 @@ class AmqpConsumer:
         self._closing = False
         self._error: AmqpTopologyError | None = None
         self._want_consume = False
+        #: Between ``pause()`` and the next ``receive``: take no delivery at all.
+        self._busy = False
         self._paused: dict[str, float] = {}
         self._commands: collections.deque[tuple[str, AmqpDelivery | None, list[str]]] = (
             collections.deque()
@@ -194,8 +229,9 @@ class AmqpConsumer:
         self._inbox: collections.deque[Any] = collections.deque()
         self._broken: str | None = None
         self._tag_counter = itertools.count(1)
-        self._early_after = max(settings.consumer_timeout - settings.early_ack_margin, 0.0)
-        self._ready_max_age = min(READY_MAX_AGE, self._early_after)
+        self._early_after, self._ready_max_age = ack_deadlines(
+            settings.consumer_timeout, settings.early_ack_margin
+        )
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -228,6 +264,7 @@ class AmqpConsumer:
                 raise AmqpTopologyError(str(self._error))
             if self._closing:
                 return None
+            self._busy = False
             self._maybe_rotate()
             if self._ready is None:
                 self._cond.wait_for(self._has_ready, min(RESUME_DELAY, timeout / 2))
@@ -243,6 +280,17 @@ class AmqpConsumer:
             self._ready = None
             self._held = delivery
             return delivery
+
+    def pause(self) -> None:
+        """Take no delivery until the next ``receive``: the runner is busy with a task it
+        claimed from the store (see the module docstring)."""
+        with self._cond:
+            if self._closing or self._busy:
+                return
+            self._busy = True
+            ready, self._ready = self._ready, None
+            self._commands.append(("pause", ready, []))
+        self._wake()
 
     def close(self) -> None:
         """Stop consuming: an unsettled delivery is given back, consumers are cancelled and
@@ -401,7 +449,7 @@ class AmqpConsumer:
         now = time.monotonic()
         with self._cond:
             self._paused = dict.fromkeys(self._specs, now)
-            idle = self._held is None and self._ready is None
+            idle = self._held is None and self._ready is None and not self._busy
         if idle:  # busy (a task runs): consume again once the runner is idle in receive()
             try:
                 self._resume(list(self._specs))
@@ -489,6 +537,14 @@ class AmqpConsumer:
                     return
                 kind, delivery, names = self._commands.popleft()
             valid = self._valid(delivery)
+            if kind == "pause":
+                for name in list(self._active):
+                    self._pause(name)
+                if valid and delivery is not None:
+                    self.stats.given_back += 1
+                    log.debug("busy without a delivery: giving %r back", delivery)
+                    self._give_back(delivery)
+                continue
             if kind == "rotate":
                 self._rotate(names)
                 if valid and delivery is not None:
@@ -514,7 +570,7 @@ class AmqpConsumer:
         """Queues paused for ``MAX_PAUSE`` or longer, while the runner is idle (fairness)."""
         now = time.monotonic()
         with self._cond:
-            if self._held is not None or self._closing:
+            if self._held is not None or self._busy or self._closing:
                 return []
             return [name for name, since in self._paused.items() if now - since >= MAX_PAUSE]
 
@@ -583,7 +639,12 @@ class AmqpConsumer:
                 self, self._epoch, tag, spec, decoded, bool(info.get("redelivered"))
             )
             with self._cond:
-                if not self._closing and self._ready is None and self._held is None:
+                if (
+                    not self._closing
+                    and not self._busy
+                    and self._ready is None
+                    and self._held is None
+                ):
                     self._ready = delivery
                     self._cond.notify_all()
                     continue

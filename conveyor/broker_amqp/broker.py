@@ -12,7 +12,12 @@ from typing import Any
 from kombu.connection import Connection
 
 from conveyor.broker_amqp._connection import close_quietly, open_connection
-from conveyor.broker_amqp._consumer import AmqpConsumer, ConsumerSettings, ConsumerStats
+from conveyor.broker_amqp._consumer import (
+    AmqpConsumer,
+    ConsumerSettings,
+    ConsumerStats,
+    ack_deadlines,
+)
 from conveyor.broker_amqp._publisher import Publisher
 from conveyor.broker_amqp._topology import QueueType, Topology
 from conveyor.core.errors import BrokerUnavailableError
@@ -36,8 +41,9 @@ class AmqpBroker:
             makes declarations fail with :class:`AmqpTopologyError`, which says how to fix it.
         heartbeat: AMQP heartbeat in seconds, served by background threads (0 disables).
         consumer_timeout: the broker's ``consumer_timeout`` in seconds (``rabbitmq.conf``; it
-            cannot be read over AMQP). Default: RabbitMQ's 30 minutes.
-        early_ack_margin: a delivery held this long before ``consumer_timeout`` is acked early.
+            cannot be read over AMQP). Default: RabbitMQ's 30 minutes; at least 1 s.
+        early_ack_margin: a delivery held this long before ``consumer_timeout`` is acked early
+            (at most a quarter of ``consumer_timeout``: with a 20 s timeout, after 15 s).
         connect_timeout: seconds to wait for a TCP/AMQP connection.
         confirm_timeout: seconds to wait for publisher confirms before giving up.
         publish_window: unconfirmed messages allowed in flight while publishing a batch.
@@ -60,8 +66,9 @@ class AmqpBroker:
         publish_window: int = 4000,
         reconnect_max_delay: float = 5.0,
     ) -> None:
-        if heartbeat < 0 or consumer_timeout <= 0 or early_ack_margin < 0:
-            raise ValueError("heartbeat and early_ack_margin must be >= 0 and consumer_timeout > 0")
+        if not heartbeat >= 0:
+            raise ValueError(f"heartbeat must be 0 s or more, got {heartbeat!r}")
+        ack_deadlines(consumer_timeout, early_ack_margin)  # raises a ValueError naming the value
         self.url = url
         self.topology = Topology(namespace, queue_type)
         self.namespace = namespace

@@ -77,5 +77,8 @@ class PollingConsumer:
         self._remaining = None
         return PollDelivery(self)
 
+    def pause(self) -> None:
+        """Nothing to give back: poll deliveries hold no message."""
+
     def close(self) -> None:
         self._closed.set()

@@ -438,6 +438,13 @@ class Consumer(Protocol):
         time: messages arriving meanwhile go back to the broker for other runners."""
         ...
 
+    def pause(self) -> None:
+        """The runner is about to work without a delivery (a task claimed straight from the
+        store): a message received but not yet taken goes back to the broker at once, and none
+        is held until the next ``receive``. A busy runner must not hold a message that an idle
+        runner could run now."""
+        ...
+
     def close(self) -> None:
         """Stop consuming; an unsettled delivery goes back to the broker."""
         ...

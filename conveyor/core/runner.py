@@ -265,6 +265,8 @@ class TaskRunner:
         )
         if claimed is None:
             return False
+        if self._consumer is not None:
+            self._consumer.pause()  # busy now: a message that arrives is for an idle runner
         self._run_chain(claimed, None)
         return True
 

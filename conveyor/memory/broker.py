@@ -154,6 +154,9 @@ class InMemoryConsumer:
         self._unsettled = delivery
         return delivery
 
+    def pause(self) -> None:
+        """Nothing to give back: messages stay in their queue until ``receive`` takes one."""
+
     def close(self) -> None:
         if self._unsettled is not None:
             self._unsettled.requeue()

@@ -15,7 +15,7 @@ import pytest
 
 from conveyor.broker_amqp import AmqpBroker
 from conveyor.core.model import JobState, TaskState
-from integration.broker_amqp._runners import Harness, Sleep, fast_settings, journal
+from integration.broker_amqp._runners import Harness, Quick, Sleep, fast_settings, journal
 from integration.broker_amqp.conftest import RabbitCtl
 
 
@@ -99,3 +99,30 @@ def test_with_the_real_one_minute_tick_a_task_outliving_the_timeout_completes_on
         harness.stop()
     assert harness.broker.stats.early_acks == 1
     assert harness.broker.stats.connection_losses == 0
+
+
+def test_a_timeout_shorter_than_the_default_margin_still_dispatches_every_task_once(
+    make_broker: Callable[..., AmqpBroker], broker_settings: Callable[..., None]
+) -> None:
+    """``CONVEYOR_AMQP_CONSUMER_TIMEOUT`` of 60 s or less once made the margins 0: every delivery
+    was given back at once (a livelock only the SQL safety net got through). Here the safety net
+    is off, so only the broker can dispatch."""
+    # Given: a 3 s broker timeout (ticks every second), the adapter told so, default margin 60 s
+    broker_settings(consumer_timeout=3000, channel_tick_interval=1000)
+    harness = Harness(make_broker(consumer_timeout=3.0))
+    log = journal()
+    harness.start_runner([Sleep, Quick], fast_settings(lease=10.0, sweep_interval=120.0))
+    try:
+        # When: short tasks, and one that outlives the timeout
+        quick_job, _ = harness.submit(*(Quick(f"q{i}") for i in range(30)))
+        long_job, _ = harness.submit(Sleep("long", 5.0))
+        # Then: all of them run, once each, through the broker
+        assert harness.wait_job(quick_job, 60) is JobState.COMPLETED
+        assert harness.wait_job(long_job, 60) is JobState.COMPLETED
+    finally:
+        harness.stop()
+    assert sorted(log.labels()) == sorted([f"q{i}" for i in range(30)] + ["long"])
+    stats = harness.broker.stats
+    assert stats.early_acks == 1  # the long one, acked early before the broker's 3 s
+    assert stats.connection_losses == 0  # the broker never timed a delivery out
+    assert stats.given_back <= 2  # no give-back churn (one queue at a time may be rotated)

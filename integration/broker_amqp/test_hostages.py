@@ -81,3 +81,31 @@ def test_a_busy_runner_puts_a_message_for_its_other_queue_back_at_once(
     a, b = log.started("A"), log.started("B")
     assert a is not None and b is not None and a.ended is not None
     assert b.started >= a.ended
+
+
+def test_a_runner_busy_on_a_task_it_claimed_from_the_store_holds_no_message(
+    harness: Harness, pika_channel: Any
+) -> None:
+    # Given: A in the store without its message (lost), so the runner's safety net claims it
+    # from SQL, and the runner busy on it
+    log = journal()
+    harness.submit(Sleep("A", 4.0))
+    a_queue = harness.broker.topology.queue("default", "it.Sleep", 1, 0).name
+    pika_channel.queue_purge(a_queue)
+    harness.start_runner([Sleep, Quick], fast_settings(**BROKER_ONLY))
+    assert wait_until(lambda: log.started("A") is not None, 10)
+    b_queue = harness.broker.topology.queue("default", "it.Quick", 1, 0).name
+
+    # When: B is published while A runs
+    harness.submit(Quick("B"))
+
+    # Then: B stays ready in its queue for any idle runner instead of waiting in this busy
+    # runner's prefetch until A ends
+    assert wait_until(lambda: queue_depth(pika_channel, b_queue) == 1, 2.0, interval=0.05)
+    a = log.started("A")
+    assert a is not None and a.ended is None, "A still runs"
+    assert log.started("B") is None
+    # and the runner takes B through the broker once it is idle again
+    assert wait_until(lambda: log.started("B") is not None, 15)
+    b = log.started("B")
+    assert b is not None and a.ended is not None and b.started >= a.ended

@@ -160,6 +160,31 @@ class BrokerContract:
             busy.close()
             idle.close()
 
+    def test_a_paused_consumer_holds_no_message_until_it_receives_again(
+        self, broker: Broker, second_broker: Broker
+    ) -> None:
+        regs = [RegisteredIdentifier("Leaf", 1, 0)]
+        paused = broker.consumer("default", regs)
+        other = second_broker.consumer("default", regs)
+        try:
+            assert paused.receive(0.3) is None  # consuming, idle
+            paused.pause()  # its runner now runs a task it claimed from the store
+            sent = message()
+            broker.publish([sent])
+            got = other.receive(WAIT)
+            assert got is not None and got.task_id == sent.task_id
+            got.ack()
+            other.close()
+            again = message()
+            broker.publish([again])
+            # back in receive: it takes messages again
+            mine = paused.receive(WAIT)
+            assert mine is not None and mine.task_id == again.task_id
+            mine.ack()
+        finally:
+            paused.close()
+            other.close()
+
     def test_a_fan_out_is_delivered_completely(self, broker: Broker) -> None:
         sent = [message() for _ in range(500)]
         broker.publish(sent)
