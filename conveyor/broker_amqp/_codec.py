@@ -30,6 +30,9 @@ REASON_HEADER: Final = "x-conveyor-dead-reason"
 SOURCE_HEADER: Final = "x-conveyor-dead-source"
 #: AMQP ``delivery_mode`` of persistent messages.
 PERSISTENT: Final = 2
+#: A dispatch message is about 200 bytes; anything past this is not one of ours and is
+#: dead-lettered unparsed (a multi-megabyte JSON body would cost every runner that meets it).
+MAX_BODY_BYTES: Final = 64 * 1024
 
 
 def encode(message: DispatchMessage) -> tuple[bytes, dict[str, Any]]:
@@ -71,6 +74,18 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _header(headers: Mapping[str, Any], key: str) -> str | None:
+    """A text header, None when absent; a present one that is not UTF-8 text is poison."""
+    value = headers.get(key)
+    if value is None:
+        return None
+    text = _text(value)
+    if text is None:
+        shown = bytes(value[:40]) if isinstance(value, bytes | bytearray) else type(value).__name__
+        raise PoisonMessage(f"the {key} header is not UTF-8 text ({shown!r})")
+    return text
+
+
 def _uuid(value: object) -> uuid.UUID | None:
     text = _text(value)
     if text is None:
@@ -88,10 +103,14 @@ def decode(body: bytes | str, headers: Mapping[str, Any] | None) -> Decoded:
     checks it (a mismatch with the queue is the runner's to drop, not a poison message).
 
     Raises:
-        PoisonMessage: not JSON, not an object, no valid task id, or an identifier that is
-            present but invalid.
+        PoisonMessage: larger than :data:`MAX_BODY_BYTES`, not JSON, not an object, no valid
+            task id, or an identifier that is present but invalid (not UTF-8 text included).
     """
     raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PoisonMessage(
+            f"the body is {len(raw):,} bytes, more than a dispatch message's {MAX_BODY_BYTES:,}"
+        )
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -105,8 +124,8 @@ def decode(body: bytes | str, headers: Mapping[str, Any] | None) -> Decoded:
         raise PoisonMessage(f"the task_id {str(data['task_id'])[:80]!r} is not a UUID")
     job_id = _uuid(data.get("job_id"))
     headers = headers or {}
-    name = _text(headers.get(NAME_HEADER))
-    version = _text(headers.get(VERSION_HEADER))
+    name = _header(headers, NAME_HEADER)
+    version = _header(headers, VERSION_HEADER)
     if name is None and version is None:
         name, version = _text(data.get("name")), _text(data.get("version"))
     identifier: TaskIdentifier | None = None
