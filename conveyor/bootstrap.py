@@ -7,13 +7,12 @@ names it (password masked) instead of somewhere deep in a runner.
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit, urlunsplit
-
 from conveyor.config import Settings
 from conveyor.core.ports import Broker, Store
 from conveyor.core.service import Orchestrator
 from conveyor.core.usecases import Policy
+from conveyor.urls import mask_url as mask_url  # re-exported: `conveyor ui` and `demo` use it
+from conveyor.urls import redact
 
 STORE_SCHEMES = ("postgresql", "sqlite", "memory")
 BROKER_SCHEMES = ("amqp", "amqps", "none", "memory")
@@ -21,23 +20,6 @@ BROKER_SCHEMES = ("amqp", "amqps", "none", "memory")
 
 class ConfigurationError(ValueError):
     """A URL or setting that cannot work; the message says what and how to fix it."""
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and error messages)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        password = None
-        parts = None
-    if parts is None:
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
-    if password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _scheme(url: str, what: str, supported: tuple[str, ...]) -> str:
@@ -77,7 +59,9 @@ def build_store(url: str, startup_timeout: float | None = None) -> Store:
     try:
         return SqlStore(url, startup_timeout=startup_timeout)
     except ValueError as exc:
-        raise ConfigurationError(f"Invalid database URL {mask_url(url)!r}: {exc}") from None
+        raise ConfigurationError(
+            f"Invalid database URL {mask_url(url)!r}: {redact(str(exc), url)}"
+        ) from None
 
 
 def build_broker(url: str, settings: Settings | None = None) -> Broker:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
+from conveyor.urls import mask_url
+
 #: Prefix of every setting's environment variable (matched case-insensitively).
 ENV_PREFIX = "CONVEYOR_"
 
@@ -123,6 +125,16 @@ class Settings:
             setattr(self, setting.name, value)
         if errors:
             raise SettingsError("; ".join(errors))
+
+    def __repr__(self) -> str:
+        """Like the dataclass's own, with the URLs' passwords masked: settings get logged."""
+        values = []
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if setting.name.endswith("_url") and isinstance(value, str):
+                value = mask_url(value)
+            values.append(f"{setting.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(values)})"
 
     @property
     def embedded_database_path(self) -> Path:

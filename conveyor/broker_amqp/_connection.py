@@ -19,6 +19,7 @@ import kombu.exceptions
 from kombu.connection import Connection
 
 from conveyor.core.errors import BrokerUnavailableError
+from conveyor.urls import mask_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def open_connection(url: str, *, heartbeat: float, connect_timeout: float, name:
     except TRANSPORT_ERRORS as exc:
         close_quietly(conn, graceful=False)
         raise BrokerUnavailableError(
-            f"cannot connect to RabbitMQ at {conn.as_uri()}: {exc}"
+            f"cannot connect to RabbitMQ at {mask_url(url)}: {redact(str(exc), url)}"
         ) from exc
     # Synchronous calls (declare, cancel, close) and writes must not block forever on a
     # half-open connection; the I/O loops pass shorter explicit timeouts when they drain.

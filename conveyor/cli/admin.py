@@ -152,8 +152,9 @@ def upgrade(app: App) -> None:
     if url.startswith("memory://"):
         app.console.print("memory:// has no schema: nothing to do")
         return
-    from conveyor.store_sql import current_revision, head_revision, mask_url
+    from conveyor.store_sql import current_revision, head_revision
     from conveyor.store_sql import upgrade as run_upgrade
+    from conveyor.urls import mask_url
 
     if app.settings.embedded:
         app.settings.embedded_database_path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,8 @@ def doctor(app: App) -> None:
     table.add_column()
     ok = True
     db_url = settings.resolved_database_url()
-    from conveyor.bootstrap import build_broker, build_store, check_broker, mask_url
+    from conveyor.bootstrap import build_broker, build_store, check_broker
+    from conveyor.urls import mask_url, redact
 
     started = time.monotonic()
     store = None
@@ -206,7 +208,7 @@ def doctor(app: App) -> None:
             f"{mask_url(db_url)} ({version}, {1000 * (time.monotonic() - started):.0f} ms)",
         )
     except Exception as exc:
-        ok &= _check(table, "database", False, f"{type(exc).__name__}: {exc}")
+        ok &= _check(table, "database", False, f"{type(exc).__name__}: {redact(str(exc), db_url)}")
     if store is not None and not db_url.startswith("memory://"):
         from conveyor.store_sql import current_revision, head_revision
 
@@ -230,7 +232,9 @@ def doctor(app: App) -> None:
         broker.close()
         ok &= _check(table, "broker", True, detail)
     except Exception as exc:
-        ok &= _check(table, "broker", False, f"{type(exc).__name__}: {exc}")
+        ok &= _check(
+            table, "broker", False, f"{type(exc).__name__}: {redact(str(exc), broker_url)}"
+        )
     if store is not None:
         online = store.run(lambda tx: tx.list_runners())
         clusters = store.run(lambda tx: tx.list_clusters())

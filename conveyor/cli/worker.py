@@ -20,6 +20,7 @@ from conveyor.cli._app import App, pass_app
 from conveyor.cli._imports import load_tasks
 from conveyor.core.monitor import Monitor, MonitorSettings
 from conveyor.core.runner import RunnerSettings
+from conveyor.urls import mask_url
 
 log = logging.getLogger("conveyor.worker")
 
@@ -107,17 +108,11 @@ def worker(
     app.err.print(
         f"[bold]conveyor worker[/] {runner.id} on cluster [bold]{cluster}[/]\n"
         f"  tasks:    {', '.join(str(i) for i in runner.registry.task_identifiers)}\n"
-        f"  database: {_masked(settings.resolved_database_url())}\n"
+        f"  database: {mask_url(settings.resolved_database_url())}\n"
         f"  broker:   {broker}"
     )
     runner.run_forever()
     app.err.print(f"worker {runner.id} stopped: {runner.computed} computed, {runner.failed} failed")
-
-
-def _masked(url: str) -> str:
-    from conveyor.bootstrap import mask_url
-
-    return mask_url(url)
 
 
 def _die_with_parent() -> None:
@@ -233,6 +228,6 @@ def monitor(app: App, interval: float, runner_silence: float) -> None:
     client = app.client
     app.err.print(
         f"[bold]conveyor monitor[/] every {interval:g}s on "
-        f"{_masked(app.settings.resolved_database_url())}"
+        f"{mask_url(app.settings.resolved_database_url())}"
     )
     Monitor(client.service, MonitorSettings(interval, runner_silence)).run_forever()

@@ -21,6 +21,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 
+from conveyor.urls import mask_url as _mask_text
+
 #: SQLSTATE classes/codes of PostgreSQL errors worth retrying the transaction for.
 _PG_TRANSIENT_CODES = frozenset(
     {
@@ -37,11 +39,14 @@ _PG_TRANSIENT_CODES = frozenset(
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL with its password replaced by ``***`` (safe to log and show)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL must never leak through an error message either
-        return "<unparsable database URL>"
+    """The URL with its passwords replaced by ``***`` (safe to log and show).
+
+    :func:`conveyor.urls.mask_url` on the text: SQLAlchemy's ``hide_password`` leaves a
+    ``?password=`` query parameter in clear and cannot parse a libpq multi-host URL at all.
+    """
+    if isinstance(url, URL):
+        url = url.render_as_string(hide_password=False)
+    return _mask_text(url)
 
 
 def normalize_url(url: str | URL) -> URL:
