@@ -9,8 +9,6 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from kombu.connection import Connection
-
 from conveyor.broker_amqp._connection import close_quietly, open_connection
 from conveyor.broker_amqp._consumer import (
     AmqpConsumer,
@@ -23,6 +21,7 @@ from conveyor.broker_amqp._topology import QueueType, Topology
 from conveyor.core.errors import BrokerUnavailableError
 from conveyor.core.identifiers import TaskIdentifier, validate_slug
 from conveyor.core.model import DispatchMessage, RegisteredIdentifier
+from conveyor.urls import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -168,15 +167,8 @@ class AmqpBroker:
     def __repr__(self) -> str:
         return (
             f"<AmqpBroker namespace={self.namespace!r} queue_type={self.queue_type!r} "
-            f"url={_mask(self.url)!r}>"
+            f"url={mask_url(self.url)!r}>"
         )
-
-
-def _mask(url: str) -> str:
-    try:
-        return str(Connection(url).as_uri())
-    except Exception:  # only for repr: never fail, never leak a password
-        return "amqp://…"
 
 
 def server_version(url: str, connect_timeout: float = 5.0) -> str:
