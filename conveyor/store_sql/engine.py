@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from typing import Any
 
@@ -49,13 +50,61 @@ def mask_url(url: str | URL) -> str:
     return _mask_text(url)
 
 
+#: A PostgreSQL URL split as SQLAlchemy splits it: the userinfo runs to the first ``@`` after
+#: ``user:``, the host list to the first ``/`` or ``?``.
+_PG_URL = re.compile(
+    r"(?P<scheme>postgres(?:ql)?(?:\+\w+)?://)(?P<userinfo>[^:/]*(?::[^@]*)?@)?"
+    r"(?P<hosts>[^/?#]*)(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?(?P<fragment>#.*)?",
+    re.DOTALL,
+)
+_PG_HOST = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<name>[^:\[\]]*))(?::(?P<port>\d*))?")
+
+
+def expand_multi_host(url: str) -> str:
+    """libpq's multi-host URL (``postgresql://u:p@h1:5433,h2:5434/db``) in the form SQLAlchemy
+    parses (``postgresql://u:p@/db?host=h1,h2&port=5433,5434``); any other URL unchanged.
+
+    SQLAlchemy's ``make_url`` reads ``5433,h2:5434`` as one port and fails on ``int()``, yet the
+    authority form is what libpq documents and what operators copy from their HA setups. The
+    query form is psycopg's own (libpq keeps trying the hosts in order), works for IPv6 hosts
+    (``[::1]:5433``) and keeps every other parameter (``target_session_attrs`` …).
+
+    Raises:
+        ValueError: a malformed host or port, or hosts given in the authority and as ``?host=``.
+    """
+    match = _PG_URL.fullmatch(url)
+    if match is None or "," not in match["hosts"]:
+        return url
+    hosts: list[str] = []
+    ports: list[str] = []
+    for entry in match["hosts"].split(","):
+        host = _PG_HOST.fullmatch(entry)
+        if host is None:
+            raise ValueError(f"invalid host {entry!r} in a multi-host PostgreSQL URL")
+        hosts.append(host["ipv6"] if host["ipv6"] is not None else host["name"])
+        ports.append(host["port"] or "")
+    query = [part for part in (match["query"] or "").split("&") if part]
+    if any(part.split("=", 1)[0] in ("host", "hostaddr", "port") for part in query):
+        raise ValueError(
+            "give the hosts of a PostgreSQL URL either as host1:port1,host2:port2 after the @ "
+            "or as ?host=…&port=…, not both"
+        )
+    multi = [f"host={','.join(hosts)}"]
+    if any(ports):
+        multi.append(f"port={','.join(ports)}")
+    return (
+        f"{match['scheme']}{match['userinfo'] or ''}{match['path'] or '/'}"
+        f"?{'&'.join(multi + query)}{match['fragment'] or ''}"
+    )
+
+
 def normalize_url(url: str | URL) -> URL:
     """Pick the driver conveyor supports for each database.
 
     Raises:
         ValueError: not a PostgreSQL or SQLite URL.
     """
-    parsed = make_url(url)
+    parsed = make_url(expand_multi_host(url) if isinstance(url, str) else url)
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg")

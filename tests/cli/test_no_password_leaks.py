@@ -34,6 +34,7 @@ DATABASE_URLS = [
     f"postgresql://conveyor@127.0.0.1:1/conveyor?sslmode=disable&password={PLANTED}",
     f"postgresql://conveyor:{PLANTED}@127.0.0.1:1/conveyor?password={PLANTED}",
     f"postgresql://conveyor@127.0.0.1:1/conveyor?sslpassword={PLANTED}",
+    f"postgresql://conveyor:{PLANTED}@127.0.0.1:1,127.0.0.1:2/conveyor?target_session_attrs=any",
     f"postgresql://conveyor@/conveyor?host=127.0.0.1:1&host=127.0.0.1:2&password={PLANTED}",
 ]
 
