@@ -2,8 +2,9 @@
 
 Reads are open (the UI binds to localhost by default); the two actions, retry and cancel, are
 POSTs that need ``Authorization: Bearer <token>`` when the UI was started with a token, and are
-refused when they come from another site (``Origin`` / ``Sec-Fetch-Site``), so a web page
-cannot drive them through the user's browser.
+refused when they come from another site (``Origin`` / ``Sec-Fetch-Site``) or an opaque origin
+(``Origin: null``), so a web page cannot drive them through the user's browser. Requests with
+a foreign ``Host`` (DNS rebinding) never reach these routes (:mod:`conveyor.web.hosts`).
 """
 
 from __future__ import annotations
@@ -95,11 +96,23 @@ def require_action_allowed(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    """Same-site requests only; with a configured token, the right bearer token."""
+    """Same-origin requests only; with a configured token, the right bearer token.
+
+    ``Origin: null`` is refused: browsers send it from sandboxed frames, ``file:`` pages and
+    after cross-site redirects, i.e. exactly when they will not say where a request comes
+    from (older browsers send no ``Sec-Fetch-Site`` either). The ``Host`` itself was checked
+    against the allow-list before any route ran (:mod:`conveyor.web.hosts`).
+    """
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise HTTPException(403, "Actions are refused from other sites")
     origin = request.headers.get("origin")
-    if origin and origin != "null":
+    if origin is not None and origin.strip().lower() == "null":
+        raise HTTPException(
+            403,
+            "Actions are refused from an opaque origin (Origin: null, sent by sandboxed "
+            "frames, file: pages and cross-site redirects): open the UI itself",
+        )
+    if origin:
         host = origin.split("://", 1)[-1]
         if host != request.headers.get("host"):
             raise HTTPException(403, f"Actions are refused from another origin ({origin})")

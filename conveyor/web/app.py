@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from conveyor import __version__
 from conveyor.core.errors import ConveyorError, NotFoundError
 from conveyor.core.service import Orchestrator
 from conveyor.web.api import router
+from conveyor.web.hosts import LOOPBACK_HOSTS, HostGuard, allowed_host_pattern
 from conveyor.web.metrics import MetricsCollector, ThroughputTracker
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,19 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "request"
 
 
-def create_app(service: Orchestrator, *, token: str | None = None) -> FastAPI:
-    """The UI for ``service``; with ``token``, retry/cancel need ``Authorization: Bearer``."""
+def create_app(
+    service: Orchestrator,
+    *,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+) -> FastAPI:
+    """The UI for ``service``; with ``token``, retry/cancel need ``Authorization: Bearer``.
+
+    Every request must name one of ``allowed_hosts`` (or an IP address) in its ``Host``
+    header, so a DNS-rebinding page cannot read the API or drive the actions; the default
+    is the loopback names, and ``conveyor ui`` adds the address it binds and
+    ``--allowed-host``.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +62,9 @@ def create_app(service: Orchestrator, *, token: str | None = None) -> FastAPI:
         description=(
             "The JSON API behind conveyor's web UI. Reads are open; the actions (retry, "
             "cancel) are POSTs that need `Authorization: Bearer <token>` when the UI was "
-            "started with `--token`. Ids are UUIDs; lists are keyset-paginated."
+            "started with `--token`. Every request must name an allowed host in `Host` "
+            "(loopback names, IP addresses and `--allowed-host`; else 400). Ids are UUIDs; "
+            "lists are keyset-paginated."
         ),
         docs_url="/api/docs",
         redoc_url=None,
@@ -58,10 +72,13 @@ def create_app(service: Orchestrator, *, token: str | None = None) -> FastAPI:
     )
     app.state.service = service
     app.state.token = token or None
+    app.state.allowed_hosts = tuple(allowed_host_pattern(host) for host in allowed_hosts)
     app.state.throughput = ThroughputTracker()
     app.state.metrics = MetricsCollector(service)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Around every route and static file: a foreign Host gets nothing but the refusal.
+    app.add_middleware(HostGuard, allowed_hosts=app.state.allowed_hosts)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +51,18 @@ def ensure_chromium() -> None:
 
 
 @contextlib.contextmanager
-def ui_server(database_url: str, *, token: str | None = None) -> Iterator[str]:
-    """`conveyor ui` as a subprocess; yields its base URL once it answers."""
+def ui_server(
+    database_url: str, *, token: str | None = None, args: Sequence[str] = ()
+) -> Iterator[str]:
+    """`conveyor ui` as a subprocess (``args`` added to its command); yields its base URL
+    once it answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     if token:
         env["CONVEYOR_UI_TOKEN"] = token
     command = [sys.executable, "-m", "conveyor", "--database-url", database_url, "ui"]
-    command += ["--port", str(port)]
+    command += ["--port", str(port), *args]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -115,7 +115,7 @@ def test_every_read_of_the_pages_is_fast_on_a_job_of_100k_tasks(
 ) -> None:
     client, job_id = big_job
     timings: dict[str, float] = {}
-    with TestClient(create_app(client.service)) as http:
+    with TestClient(create_app(client.service), base_url="http://127.0.0.1:5555") as http:
         timed(http, "/api/dashboard")  # warm up connections and caches
         timings["job"], job = timed(http, f"/api/jobs/{job_id}")
         assert job["tasks"]["total"] == FAN_OUT + 2

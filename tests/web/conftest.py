@@ -21,6 +21,10 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
+#: Where the tests' requests go: the UI's default address.
+BASE_URL = "http://127.0.0.1:5555"
+
+
 def sqlite_client(folder: Path) -> Client:
     settings = Settings(home=folder / "home", sweep_interval=0.2, heartbeat_interval=0.5)
     return Client(database_url=f"sqlite:///{folder / 'conveyor.db'}", settings=settings)
@@ -49,7 +53,9 @@ def make_world(folder: Path, token: str | None = None) -> Iterator[World]:
     completed = client.jobs().submit("weekly report", Report(str(done_flag), chunks=3))
     failed = client.jobs().submit("nightly report", Report(str(flag), chunks=20))
     run_all(client)
-    with TestClient(create_app(client.service, token=token)) as http:
+    # A loopback Host, as a browser on this machine sends it (TestClient's default
+    # "testserver" is a foreign name the UI refuses).
+    with TestClient(create_app(client.service, token=token), base_url=BASE_URL) as http:
         yield World(client, http, failed, completed, flag)
     client.close()
 

@@ -72,3 +72,67 @@ def test_the_database_is_named_and_a_bad_port_is_a_usage_error(
     result = invoke("--database-url", url, "ui")
     assert result.exit_code == 0 and url in result.output
     assert invoke("ui", "--port", "70000").exit_code == 2
+
+
+def test_help_teaches_the_host_allow_list() -> None:
+    text = " ".join(invoke("ui", "--help").output.split())
+    assert "--allowed-host" in text and "CONVEYOR_UI_ALLOWED_HOSTS" in text
+    assert "DNS rebinding" in text and "reverse proxy" in text
+
+
+def test_the_host_allow_list_defaults_to_loopback_and_the_bound_address(
+    served: list[dict[str, Any]],
+) -> None:
+    assert invoke("ui").exit_code == 0
+    assert invoke("ui", "--host", "0.0.0.0").exit_code == 0
+    assert invoke("ui", "--host", "ui.lan").exit_code == 0
+    loopback = ("localhost", "127.0.0.1", "::1")
+    assert [call["app"].state.allowed_hosts for call in served] == [
+        loopback,
+        loopback,
+        (*loopback, "ui.lan"),
+    ]
+
+
+def test_allowed_hosts_from_flags_and_the_environment(served: list[dict[str, Any]]) -> None:
+    flags = invoke("ui", "--allowed-host", "conveyor.example.com", "--allowed-host", "*.ops.io")
+    assert flags.exit_code == 0, flags.output
+    assert "conveyor.example.com, *.ops.io" in flags.output
+    env = {"CONVEYOR_UI_ALLOWED_HOSTS": "a.example, b.example c.example"}
+    assert invoke("ui", env=env).exit_code == 0
+    first, second = (call["app"].state.allowed_hosts for call in served)
+    assert first[3:] == ("conveyor.example.com", "*.ops.io")
+    assert second[3:] == ("a.example", "b.example", "c.example")
+
+
+def test_the_served_app_refuses_foreign_hosts_and_accepts_allowed_ones(
+    served: list[dict[str, Any]],
+) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    assert invoke("ui", "--allowed-host", "conveyor.example.com").exit_code == 0
+    with TestClient(served[0]["app"], base_url="http://conveyor.example.com") as http:
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/healthz", headers={"Host": "localhost:5555"}).status_code == 200
+        refused = http.get("/healthz", headers={"Host": "evil.example"})
+        assert refused.status_code == 400 and "evil.example" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("https://conveyor.example.com", "is a URL"),
+        ("conveyor.example.com:443", "has a port"),
+        ("bad host", "not a host name"),
+    ],
+)
+def test_a_bad_allowed_host_is_a_usage_error(
+    served: list[dict[str, Any]], value: str, message: str
+) -> None:
+    result = invoke("ui", "--allowed-host", value)
+    assert result.exit_code == 2 and message in result.output
+    assert "--allowed-host" in result.output and not served
