@@ -6,7 +6,7 @@ import threading
 
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
-from conveyor.core.model import NewTask, TaskState
+from conveyor.core.model import ClaimedTask, NewTask, TaskState
 from conveyor.core.monitor import Monitor
 from conveyor.core.service import Orchestrator
 from conveyor.memory.broker import InMemoryBroker
@@ -20,7 +20,8 @@ def test_concurrent_monitors_requeue_each_expired_task_once(postgres_empty_datab
     ids = [TaskId(uuid7()) for _ in range(200)]
     service.submit_job("crashed", [NewTask(i, "default", ident, b"", "Leaf") for i in ids])
     for task_id in ids:
-        assert service.claim(task_id, "dead-runner", 0.0) is not None  # expired at once
+        claimed = service.claim(task_id, "default", "dead-runner", 0.0)  # expired at once
+        assert isinstance(claimed, ClaimedTask)
     published_before = broker.published
     barrier = threading.Barrier(4)
 

@@ -185,6 +185,77 @@ class ClaimedTask:
     depends_on: tuple[TaskId, ...] = ()
 
 
+class RefusalReason(enum.Enum):
+    """Why a claim of a task named by a message took nothing (the message is then dropped)."""
+
+    #: No such task: its job was deleted, or the message was not published by conveyor.
+    UNKNOWN_TASK = "unknown task"
+    #: The task belongs to another cluster than the claiming runner's (misrouted or forged).
+    OTHER_CLUSTER = "other cluster"
+    #: The task ended already (COMPUTED, FAILED, FAILED_OPTIONAL or SKIPPED): a duplicate.
+    DONE = "done"
+    #: Another runner holds it (or this one did, before a redelivery).
+    RUNNING = "running"
+    #: Its job is FAILED, CANCELED or COMPLETED: its queued tasks are held.
+    JOB_INACTIVE = "job not active"
+    #: It still waits for dependencies.
+    WAITING = "waiting for dependencies"
+    #: A retry back-off has not passed yet.
+    BACKING_OFF = "backing off"
+    #: Dispatchable when read back: it changed between the claim and the read (a race).
+    CHANGED = "changed meanwhile"
+
+
+#: Refusals that mean a message reached a runner it was not meant for: worth a warning, not
+#: the routine duplicate of a task that ran already.
+SUSPICIOUS_REFUSALS = frozenset({RefusalReason.UNKNOWN_TASK, RefusalReason.OTHER_CLUSTER})
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRefusal:
+    """A claim by task id that took nothing, and why: the task row as read right after the
+    refused claim, in the same transaction. Read only on this path, so a successful claim (the
+    hot path) costs nothing more; the runner logs it when it drops the message."""
+
+    task_id: TaskId
+    reason: RefusalReason
+    #: The claiming runner's cluster.
+    runner_cluster: str
+    #: The task's cluster, state, attempt and holder as read (None for an unknown task).
+    cluster: str | None = None
+    state: TaskState | None = None
+    attempt: int = 0
+    runner_id: str | None = None
+    #: The job's state, when the job decided the refusal.
+    job_state: JobState | None = None
+
+    @property
+    def suspicious(self) -> bool:
+        """A message that should not have reached this runner (see SUSPICIOUS_REFUSALS)."""
+        return self.reason in SUSPICIOUS_REFUSALS
+
+    def __str__(self) -> str:
+        reason = self.reason
+        if reason is RefusalReason.UNKNOWN_TASK:
+            return "no such task in the store (job deleted, or not a conveyor message)"
+        if reason is RefusalReason.OTHER_CLUSTER:
+            return (
+                f"the task belongs to cluster {self.cluster!r}, not to the runner's cluster "
+                f"{self.runner_cluster!r}"
+            )
+        if reason is RefusalReason.DONE:
+            return f"already {self.state} (attempt {self.attempt}): a duplicate message"
+        if reason is RefusalReason.RUNNING:
+            return f"RUNNING on runner {self.runner_id} (attempt {self.attempt})"
+        if reason is RefusalReason.JOB_INACTIVE:
+            return f"its job is {self.job_state}: its tasks are not dispatched"
+        if reason is RefusalReason.WAITING:
+            return "it waits for its dependencies"
+        if reason is RefusalReason.BACKING_OFF:
+            return "its retry back-off has not passed"
+        return f"{self.state} when read back: it changed while the claim ran"
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchMessage:
     """The doorbell sent through the broker: ids and identifier, never the input."""

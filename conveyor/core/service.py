@@ -30,6 +30,7 @@ from conveyor.core.identifiers import (
 from conveyor.core.model import (
     AttemptRecord,
     ClaimedTask,
+    ClaimRefusal,
     Cluster,
     DispatchMessage,
     Job,
@@ -270,8 +271,11 @@ class Orchestrator:
         return self.store.run(lambda tx: tx.task_attempts(task_id))
 
     # -- runners -------------------------------------------------------------------------------
-    def claim(self, task_id: TaskId, runner_id: str, lease: float) -> ClaimedTask | None:
-        return self.store.run(lambda tx: usecases.claim(tx, task_id, runner_id, lease))
+    def claim(
+        self, task_id: TaskId, cluster: str, runner_id: str, lease: float
+    ) -> ClaimedTask | ClaimRefusal:
+        """Claim the task a message names for a runner of ``cluster``, or say why not."""
+        return self.store.run(lambda tx: usecases.claim(tx, task_id, cluster, runner_id, lease))
 
     def claim_next(
         self,
@@ -313,12 +317,14 @@ class Orchestrator:
         display: str | None,
         progress: Mapping[str | None, tuple[int, int]],
         following: Callable[[], TaskId | None],
+        cluster: str,
         runner_id: str,
         lease: float,
-    ) -> tuple[bool, ClaimedTask | None]:
+    ) -> tuple[bool, ClaimedTask | ClaimRefusal | None]:
         """Record success and claim the task ``following()`` names in the same transaction
         (``usecases.complete_and_claim``): whether the result was recorded, and the claimed
-        task or None. ``following`` may be called again if the transaction is retried."""
+        task, the claim's refusal or None (nothing named). ``following`` may be called again
+        if the transaction is retried."""
         outcome, claimed = self.store.run(
             lambda tx: usecases.complete_and_claim(
                 tx,
@@ -329,6 +335,7 @@ class Orchestrator:
                 progress,
                 self.policy,
                 following,
+                cluster,
                 runner_id,
                 lease,
             )

@@ -21,12 +21,15 @@ from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.ids import uuid7
 from conveyor.core.model import (
     DONE_STATES,
+    INACTIVE_JOB_STATES,
     ClaimedTask,
+    ClaimRefusal,
     DispatchMessage,
     JobFacts,
     JobRecord,
     JobState,
     NewTask,
+    RefusalReason,
     TaskError,
     TaskRecord,
     TaskState,
@@ -188,11 +191,59 @@ def submit_job(
 CLAIM_STARTS_JOB = frozenset({JobState.SUBMITTED, JobState.STARTED})
 
 
-def claim(tx: StoreTx, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
-    """Claim one task named by a delivery; None if it is not dispatchable (drop the message).
+def claim(
+    tx: StoreTx, task_id: TaskId, cluster: str, runner_id: str, lease_seconds: float
+) -> ClaimedTask | ClaimRefusal:
+    """Claim one task named by a delivery for a runner of ``cluster``; if it is not
+    dispatchable, why not (the runner drops the message and logs the reason).
 
-    The job becomes RUNNING in the same step (see :data:`CLAIM_STARTS_JOB`)."""
-    return tx.claim_task(task_id, runner_id, lease_seconds, JobState.RUNNING, CLAIM_STARTS_JOB)
+    The job becomes RUNNING in the same step (see :data:`CLAIM_STARTS_JOB`). The reason is read
+    only when the claim took nothing (:func:`refusal`), so a successful claim stays one
+    statement."""
+    claimed = tx.claim_task(task_id, runner_id, lease_seconds, JobState.RUNNING, CLAIM_STARTS_JOB)
+    if claimed is not None:
+        return claimed
+    return refusal(tx, task_id, cluster)
+
+
+def refusal(tx: StoreTx, task_id: TaskId, cluster: str) -> ClaimRefusal:
+    """Why a claim of ``task_id`` by a runner of ``cluster`` took nothing, from the task row read
+    after the claim in the same transaction (and the job row if the task looks dispatchable).
+
+    The claim rule is not evaluated twice: this only names the first condition that fails, in
+    the order a reader needs (a foreign task is reported as such whatever its state). A task
+    found dispatchable here changed between the claim and the read (``CHANGED``)."""
+    task = tx.get_task(task_id)
+    if task is None:
+        return ClaimRefusal(task_id, RefusalReason.UNKNOWN_TASK, cluster)
+    job_state: JobState | None = None
+    if task.cluster != cluster:
+        reason = RefusalReason.OTHER_CLUSTER
+    elif task.state is TaskState.RUNNING:
+        reason = RefusalReason.RUNNING
+    elif task.state is not TaskState.QUEUED:
+        reason = RefusalReason.DONE
+    else:
+        job = tx.get_job(task.job_id)
+        job_state = job.state if job is not None else None
+        if job_state is None or job_state in INACTIVE_JOB_STATES:
+            reason = RefusalReason.JOB_INACTIVE
+        elif task.deps_open > 0:
+            reason = RefusalReason.WAITING
+        elif task.not_before is not None and task.not_before > tx.now():
+            reason = RefusalReason.BACKING_OFF
+        else:
+            reason = RefusalReason.CHANGED
+    return ClaimRefusal(
+        task_id,
+        reason,
+        cluster,
+        cluster=task.cluster,
+        state=task.state,
+        attempt=task.attempt,
+        runner_id=task.runner_id,
+        job_state=job_state,
+    )
 
 
 def _locked_running(tx: StoreTx, task_id: TaskId, attempt: int) -> TaskRecord | None:
@@ -329,9 +380,10 @@ def complete_and_claim(
     progress: Mapping[str | None, tuple[int, int]],
     policy: Policy,
     following: Callable[[], TaskId | None],
+    cluster: str,
     runner_id: str,
     lease_seconds: float,
-) -> tuple[Outcome, ClaimedTask | None]:
+) -> tuple[Outcome, ClaimedTask | ClaimRefusal | None]:
     """:func:`complete`, then :func:`claim` the runner's next task, in one transaction.
 
     A runner that has its next delivery in hand when a task ends commits once per task instead
@@ -340,15 +392,19 @@ def complete_and_claim(
     possible, so the next message has had the completion's round trips to arrive — and returns
     the task id to claim or None (nothing in hand, or not to be fused: see
     :func:`may_claim_after`). The two stay independent: a stale completion still claims, a
-    failed claim (duplicate, held, canceled) still records the completion.
+    failed claim (duplicate, held, canceled) still records the completion. The second value is
+    the claimed task, the claim's refusal, or None when ``following`` named nothing; the claim
+    is the same as :func:`claim`'s, cluster rule included.
     """
-    claims: list[ClaimedTask | None] = []
+    claims: list[ClaimedTask | ClaimRefusal | None] = []
 
     def claim_following() -> ClaimedTask | None:
         next_id = following()
-        claimed = claim(tx, next_id, runner_id, lease_seconds) if next_id is not None else None
+        claimed = (
+            claim(tx, next_id, cluster, runner_id, lease_seconds) if next_id is not None else None
+        )
         claims.append(claimed)
-        return claimed
+        return claimed if isinstance(claimed, ClaimedTask) else None
 
     outcome = complete(tx, task_id, attempt, subtasks, display, progress, policy, claim_following)
     if not claims:

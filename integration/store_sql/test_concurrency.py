@@ -283,8 +283,8 @@ def race_claims(store: SqlStore, task_id: TaskId) -> list[Any]:
 
     def race(n: int) -> None:
         barrier.wait()
-        claimed = store.run(lambda tx: usecases.claim(tx, task_id, f"r{n}", 30))
-        if claimed is not None:
+        claimed = store.run(lambda tx: usecases.claim(tx, task_id, "default", f"r{n}", 30))
+        if isinstance(claimed, ClaimedTask):
             winners.append(SimpleNamespace(id_runner=f"r{n}", claimed=claimed))
 
     threads = [threading.Thread(target=race, args=(n,)) for n in range(THREADS)]
@@ -298,11 +298,11 @@ def race_claims(store: SqlStore, task_id: TaskId) -> list[Any]:
 def test_a_zombies_late_completion_is_rejected(pg_store: SqlStore) -> None:
     root = node("leaf")
     pg_store.run(lambda tx: usecases.submit_job(tx, "job", [root], POLICY))
-    zombie = pg_store.run(lambda tx: usecases.claim(tx, root.id, "zombie", 0))
-    assert zombie is not None
+    zombie = pg_store.run(lambda tx: usecases.claim(tx, root.id, "default", "zombie", 0))
+    assert isinstance(zombie, ClaimedTask)
     pg_store.run(lambda tx: usecases.expire_leases(tx, POLICY))
-    healthy = pg_store.run(lambda tx: usecases.claim(tx, root.id, "healthy", 60))
-    assert healthy is not None and healthy.attempt == zombie.attempt + 1
+    healthy = pg_store.run(lambda tx: usecases.claim(tx, root.id, "default", "healthy", 60))
+    assert isinstance(healthy, ClaimedTask) and healthy.attempt == zombie.attempt + 1
     late = pg_store.run(
         lambda tx: usecases.complete(tx, root.id, zombie.attempt, [node("x")], None, {}, POLICY)
     )
@@ -324,7 +324,7 @@ def test_a_zombie_racing_the_sweeper_is_recorded_or_discarded_never_both(
 ) -> None:
     root = node("leaf")
     pg_store.run(lambda tx: usecases.submit_job(tx, "job", [root], POLICY))
-    zombie = pg_store.run(lambda tx: usecases.claim(tx, root.id, "zombie", 0))
+    zombie = pg_store.run(lambda tx: usecases.claim(tx, root.id, "default", "zombie", 0))
     barrier = threading.Barrier(2)
     results: dict[str, Any] = {}
 

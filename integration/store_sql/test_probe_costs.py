@@ -13,7 +13,7 @@ from typing import Any
 from conveyor.core import usecases
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
-from conveyor.core.model import NewTask
+from conveyor.core.model import ClaimedTask, NewTask
 from conveyor.core.usecases import Policy
 from conveyor.store_sql import SqlStore
 
@@ -32,8 +32,8 @@ def test_the_job_facts_read_few_buffers_after_thousands_of_roots_completed(
     job, _ = pg_store.run(lambda tx: usecases.submit_job(tx, "drain", roots, POLICY))
 
     def one(tx: Any, task_id: TaskId) -> None:
-        claimed = usecases.claim(tx, task_id, "r", 30.0)
-        assert claimed is not None
+        claimed = usecases.claim(tx, task_id, "default", "r", 30.0)
+        assert isinstance(claimed, ClaimedTask)
         usecases.complete(tx, task_id, claimed.attempt, [], None, {}, POLICY)
 
     for root in roots[:2500]:  # in queue order, as a drain runs them

@@ -12,6 +12,7 @@ from conveyor import Client, ExecutionContext, JobState, Task, TaskState
 from conveyor.core import usecases
 from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.ids import uuid7
+from conveyor.core.model import ClaimedTask, ClaimRefusal, RefusalReason
 from conveyor.core.ports import StoreTx
 
 ORDER: list[int] = []
@@ -88,14 +89,15 @@ def test_a_fused_claim_of_a_task_that_is_not_dispatchable_is_dropped_and_the_res
     job = client.jobs().submit("one", [Step(1), Step(2)])
     first, second = client.jobs().tasks(job)
     service = client.service
-    claimed = service.claim(first.id, "r1", 30.0)
-    assert claimed is not None
+    claimed = service.claim(first.id, "default", "r1", 30.0)
+    assert isinstance(claimed, ClaimedTask)
     # Someone else took the second task meanwhile: the fused claim finds it RUNNING.
-    assert service.claim(second.id, "r2", 30.0) is not None
+    assert isinstance(service.claim(second.id, "default", "r2", 30.0), ClaimedTask)
     recorded, following = service.complete_and_claim(
-        claimed, [], None, {}, lambda: second.id, "r1", 30.0
+        claimed, [], None, {}, lambda: second.id, "default", "r1", 30.0
     )
-    assert recorded and following is None
+    assert recorded and isinstance(following, ClaimRefusal)
+    assert following.reason is RefusalReason.RUNNING and following.runner_id == "r2"
     assert service.get_task(first.id).state is TaskState.COMPUTED  # type: ignore[union-attr]
     assert service.get_task(second.id).runner_id == "r2"  # type: ignore[union-attr]
     assert client.jobs().find(job).state is JobState.RUNNING
@@ -106,14 +108,14 @@ def test_a_stale_completion_still_claims_the_next_task() -> None:
     job = client.jobs().submit("stale", [Step(1), Step(2)])
     first, second = client.jobs().tasks(job)
     service = client.service
-    claimed = service.claim(first.id, "r1", 30.0)
-    assert claimed is not None
+    claimed = service.claim(first.id, "default", "r1", 30.0)
+    assert isinstance(claimed, ClaimedTask)
     stale = dataclasses.replace(claimed, attempt=claimed.attempt + 1)
     recorded, following = service.complete_and_claim(
-        stale, [], None, {}, lambda: second.id, "r1", 30.0
+        stale, [], None, {}, lambda: second.id, "default", "r1", 30.0
     )
     assert not recorded
-    assert following is not None and following.id == second.id
+    assert isinstance(following, ClaimedTask) and following.id == second.id
     assert service.get_task(first.id).state is TaskState.RUNNING  # type: ignore[union-attr]
 
 
@@ -124,12 +126,12 @@ def test_when_the_claim_leaves_the_job_the_job_state_is_still_written() -> None:
     task_a, _ = client.jobs().tasks(a)
     task_b, _ = client.jobs().tasks(b)
     service = client.service
-    claimed = service.claim(task_a.id, "r1", 30.0)
-    assert claimed is not None
+    claimed = service.claim(task_a.id, "default", "r1", 30.0)
+    assert isinstance(claimed, ClaimedTask)
     recorded, following = service.complete_and_claim(
-        claimed, [], None, {}, lambda: task_b.id, "r1", 30.0
+        claimed, [], None, {}, lambda: task_b.id, "default", "r1", 30.0
     )
-    assert recorded and following is not None and following.job_id == b.id
+    assert recorded and isinstance(following, ClaimedTask) and following.job_id == b.id
     # Job a has work done and nothing running: STARTED, although the claim went elsewhere.
     assert client.jobs().find(a).state is JobState.STARTED
     assert client.jobs().find(b).state is JobState.RUNNING

@@ -12,6 +12,8 @@ from conveyor.core.errors import BrokerUnavailableError
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
 from conveyor.core.model import (
+    ClaimedTask,
+    ClaimRefusal,
     DispatchMessage,
     JobState,
     NewTask,
@@ -67,8 +69,8 @@ def test_an_expired_lease_requeues_the_task_and_counts_a_crash(
 ) -> None:
     root = spec()
     job = service.submit_job("crash", [root])
-    first = service.claim(root.id, "r1", 30)
-    assert first is not None and service.job_record(job.id).state is JobState.RUNNING
+    first = service.claim(root.id, "default", "r1", 30)
+    assert isinstance(first, ClaimedTask) and service.job_record(job.id).state is JobState.RUNNING
     clock.advance(29)
     assert service.expire_leases() == 0
     clock.advance(2)
@@ -77,8 +79,8 @@ def test_an_expired_lease_requeues_the_task_and_counts_a_crash(
     assert task is not None
     assert (task.state, task.crash_count, task.retry_count) == (TaskState.QUEUED, 1, 0)
     assert service.job_record(job.id).state is JobState.STARTED
-    second = service.claim(root.id, "r2", 30)
-    assert second is not None and second.attempt == 2
+    second = service.claim(root.id, "default", "r2", 30)
+    assert isinstance(second, ClaimedTask) and second.attempt == 2
     outcomes = [a.outcome for a in service.task_attempts(root.id)]
     assert outcomes == ["expired", "running"]
 
@@ -87,7 +89,7 @@ def test_past_the_crash_limit_the_task_fails(service: Orchestrator, clock: FakeC
     root = spec()
     job = service.submit_job("crash-limit", [root])
     for _ in range(4):  # crash limit 3: three re-runs, the fourth expiry fails it
-        assert service.claim(root.id, "r", 10) is not None
+        assert isinstance(service.claim(root.id, "default", "r", 10), ClaimedTask)
         clock.advance(11)
         service.expire_leases()
     task = service.get_task(root.id)
@@ -102,12 +104,12 @@ def test_past_the_crash_limit_the_task_fails(service: Orchestrator, clock: FakeC
 def test_a_zombies_late_result_is_discarded(service: Orchestrator, clock: FakeClock) -> None:
     root = spec()
     job = service.submit_job("zombie", [root])
-    zombie = service.claim(root.id, "zombie", 10)
-    assert zombie is not None
+    zombie = service.claim(root.id, "default", "zombie", 10)
+    assert isinstance(zombie, ClaimedTask)
     clock.advance(11)
     service.expire_leases()
-    alive = service.claim(root.id, "alive", 10)
-    assert alive is not None
+    alive = service.claim(root.id, "default", "alive", 10)
+    assert isinstance(alive, ClaimedTask)
     assert service.extend_lease(zombie, 10) is False
     assert service.complete(zombie, [spec()], "zombie display", {}) is False
     assert service.fail(zombie, TaskError("E", "late")) is False
@@ -121,8 +123,8 @@ def test_a_zombies_late_result_is_discarded(service: Orchestrator, clock: FakeCl
 def test_completion_is_idempotent_on_task_and_attempt(service: Orchestrator) -> None:
     root = spec()
     job = service.submit_job("idempotent", [root])
-    claimed = service.claim(root.id, "r", 10)
-    assert claimed is not None
+    claimed = service.claim(root.id, "default", "r", 10)
+    assert isinstance(claimed, ClaimedTask)
     children = [spec()]
     assert service.complete(claimed, children, None, {}) is True
     assert service.complete(claimed, children, None, {}) is True  # a retried commit
@@ -133,13 +135,13 @@ def test_system_requeues_are_capped(service: Orchestrator) -> None:
     root = spec()
     job = service.submit_job("give-back", [root])
     for _ in range(10):
-        claimed = service.claim(root.id, "r", 10)
-        assert claimed is not None
+        claimed = service.claim(root.id, "default", "r", 10)
+        assert isinstance(claimed, ClaimedTask)
         service.give_back(claimed, "shutdown")
     task = service.get_task(root.id)
     assert task is not None and task.state is TaskState.QUEUED and task.retry_count == 0
-    claimed = service.claim(root.id, "r", 10)
-    assert claimed is not None
+    claimed = service.claim(root.id, "default", "r", 10)
+    assert isinstance(claimed, ClaimedTask)
     service.give_back(claimed, "shutdown")
     task = service.get_task(root.id)
     assert task is not None and task.state is TaskState.FAILED
@@ -150,18 +152,18 @@ def test_retry_back_off_delays_the_next_claim(clock: FakeClock) -> None:
     service = Orchestrator(InMemoryStore(clock.now), InMemoryBroker(), Policy(retry_backoff=10))
     root = spec(max_retries=2)
     service.submit_job("backoff", [root])
-    claimed = service.claim(root.id, "r", 30)
-    assert claimed is not None
+    claimed = service.claim(root.id, "default", "r", 30)
+    assert isinstance(claimed, ClaimedTask)
     service.fail(claimed, TaskError("E", "boom"))
-    assert service.claim(root.id, "r", 30) is None
+    assert isinstance(service.claim(root.id, "default", "r", 30), ClaimRefusal)
     clock.advance(10)
-    claimed = service.claim(root.id, "r", 30)
-    assert claimed is not None and claimed.retry_count == 1
+    claimed = service.claim(root.id, "default", "r", 30)
+    assert isinstance(claimed, ClaimedTask) and claimed.retry_count == 1
     service.fail(claimed, TaskError("E", "boom"))
     clock.advance(10)
-    assert service.claim(root.id, "r", 30) is None  # second back-off is 20 s
+    assert isinstance(service.claim(root.id, "default", "r", 30), ClaimRefusal)  # 20 s back-off
     clock.advance(10)
-    assert service.claim(root.id, "r", 30) is not None
+    assert isinstance(service.claim(root.id, "default", "r", 30), ClaimedTask)
 
 
 def test_unpublished_messages_are_sent_by_the_outbox_sweep(
@@ -189,17 +191,17 @@ def test_expiry_inside_a_failed_optional_subtree_skips_the_task(
 ) -> None:
     root = spec()
     job = service.submit_job("optional-expiry", [root])
-    claimed = service.claim(root.id, "r", 10)
-    assert claimed is not None
+    claimed = service.claim(root.id, "default", "r", 10)
+    assert isinstance(claimed, ClaimedTask)
     boundary = spec(optional=True)
     service.complete(claimed, [boundary], None, {})
-    parent = service.claim(boundary.id, "r", 10)
-    assert parent is not None
+    parent = service.claim(boundary.id, "default", "r", 10)
+    assert isinstance(parent, ClaimedTask)
     failing, slow = spec(), spec()
     service.complete(parent, [failing, slow], None, {})
-    slow_claim = service.claim(slow.id, "r", 10)
-    failing_claim = service.claim(failing.id, "r", 10)
-    assert slow_claim is not None and failing_claim is not None
+    slow_claim = service.claim(slow.id, "default", "r", 10)
+    failing_claim = service.claim(failing.id, "default", "r", 10)
+    assert isinstance(slow_claim, ClaimedTask) and isinstance(failing_claim, ClaimedTask)
     service.fail(failing_claim, TaskError("E", "boom"))
     clock.advance(11)
     service.expire_leases()

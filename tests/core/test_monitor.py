@@ -4,7 +4,7 @@ import threading
 
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
-from conveyor.core.model import NewTask, RunnerInfo, TaskState
+from conveyor.core.model import ClaimedTask, NewTask, RunnerInfo, TaskState
 from conveyor.core.monitor import Monitor, MonitorSettings
 from conveyor.core.service import Orchestrator
 from conveyor.memory.broker import InMemoryBroker
@@ -18,7 +18,7 @@ def test_one_sweep_requeues_publishes_and_marks_silent_runners() -> None:
     service = Orchestrator(InMemoryStore(clock.now), broker)
     task_id = TaskId(uuid7())
     service.submit_job("m", [NewTask(task_id, "default", TaskIdentifier("A", "v1.0"), b"", "A")])
-    assert service.claim(task_id, "dead-runner", 10) is not None
+    assert isinstance(service.claim(task_id, "default", "dead-runner", 10), ClaimedTask)
     now = clock.now()
     service.register_runner(RunnerInfo("dead-runner", "default", "h", 1, (), now, now))
     clock.advance(120)

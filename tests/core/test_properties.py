@@ -162,10 +162,11 @@ class Simulation:
                 None,
                 {},
                 lambda: target,
+                "default",
                 f"r{len(self.running)}",
                 LEASE,
             )
-            if following is not None:
+            if isinstance(following, ClaimedTask):
                 self.check_claimed(following)
 
     def crash(self, index: int) -> None:
