@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import click
 from rich.table import Table
@@ -169,9 +170,19 @@ def upgrade(app: App) -> None:
         )
 
 
-def _check(table: Table, name: str, ok: bool, detail: str) -> bool:
-    table.add_row("[green]✓[/]" if ok else "[red]✗[/]", name, detail)
+def _check(checks: list[dict[str, Any]], name: str, ok: bool, detail: str) -> bool:
+    checks.append({"name": name, "ok": ok, "detail": detail})
     return ok
+
+
+def _checks_table(checks: list[dict[str, Any]]) -> Table:
+    table = Table(show_header=False, show_edge=False, pad_edge=False)
+    table.add_column(width=1)
+    table.add_column(style="bold")
+    table.add_column()
+    for check in checks:
+        table.add_row("[green]✓[/]" if check["ok"] else "[red]✗[/]", check["name"], check["detail"])
+    return table
 
 
 @click.command()
@@ -180,17 +191,16 @@ def doctor(app: App) -> None:
     """Check that the database and the broker are reachable and ready.
 
     Reports versions, whether the schema is current, queues and consumers per cluster, and
-    the runners online. Exits 1 when something needs fixing.
+    the runners online. Exits 1 when something needs fixing. With --json, stdout is one JSON
+    document: {"ok": …, "checks": [{"name", "ok", "detail"}, …]} (same exit code).
 
     \b
-    Example:
+    Examples:
       conveyor --broker-url amqp://guest:guest@localhost:5672// doctor
+      conveyor --json doctor | jq -r '.checks[] | select(.ok | not) | .detail'
     """
     settings: Settings = app.settings
-    table = Table(show_header=False, show_edge=False, pad_edge=False)
-    table.add_column(width=1)
-    table.add_column(style="bold")
-    table.add_column()
+    checks: list[dict[str, Any]] = []  # shown as a table, or as JSON with --json
     ok = True
     db_url = settings.resolved_database_url()
     from conveyor.bootstrap import build_broker, build_store, check_broker
@@ -202,19 +212,19 @@ def doctor(app: App) -> None:
         store = build_store(db_url, settings.startup_timeout)
         version = _database_version(store)
         ok &= _check(
-            table,
+            checks,
             "database",
             True,
             f"{mask_url(db_url)} ({version}, {1000 * (time.monotonic() - started):.0f} ms)",
         )
     except Exception as exc:
-        ok &= _check(table, "database", False, f"{type(exc).__name__}: {redact(str(exc), db_url)}")
+        ok &= _check(checks, "database", False, f"{type(exc).__name__}: {redact(str(exc), db_url)}")
     if store is not None and not db_url.startswith("memory://"):
         from conveyor.store_sql import current_revision, head_revision
 
         current, head = current_revision(db_url), head_revision()
         ok &= _check(
-            table,
+            checks,
             "schema",
             current == head,
             f"revision {current} (head {head})"
@@ -230,10 +240,10 @@ def doctor(app: App) -> None:
                 waiting = sum(depths.values())
                 detail += f"\n{runner.cluster}: {len(depths)} queues, {waiting} messages waiting"
         broker.close()
-        ok &= _check(table, "broker", True, detail)
+        ok &= _check(checks, "broker", True, detail)
     except Exception as exc:
         ok &= _check(
-            table, "broker", False, f"{type(exc).__name__}: {redact(str(exc), broker_url)}"
+            checks, "broker", False, f"{type(exc).__name__}: {redact(str(exc), broker_url)}"
         )
     if store is not None:
         online = store.run(lambda tx: tx.list_runners())
@@ -241,9 +251,12 @@ def doctor(app: App) -> None:
         by_cluster = ", ".join(
             f"{c.slug}: {sum(r.cluster == c.slug for r in online)}" for c in clusters
         )
-        _check(table, "runners", True, f"{len(online)} online ({by_cluster})")
+        _check(checks, "runners", True, f"{len(online)} online ({by_cluster})")
         store.close()
-    app.console.print(table)
+    if app.as_json:
+        app.print_json({"ok": ok, "checks": checks})
+    else:
+        app.console.print(_checks_table(checks))
     sys.exit(0 if ok else 1)
 
 

@@ -217,6 +217,30 @@ def test_doctor_fails_on_an_unreachable_broker(home: Path) -> None:
     assert "broker" in result.output and "pw" not in result.output
 
 
+def test_json_doctor_prints_one_json_document_on_stdout(home: Path) -> None:
+    # click >= 8.2 keeps stdout and stderr apart in every Result (mix_stderr is gone).
+    result = CliRunner().invoke(cli, ["--json", "doctor"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert [c["name"] for c in report["checks"]] == ["database", "schema", "broker", "runners"]
+    assert all(c["ok"] for c in report["checks"]) and "SQLite" in report["checks"][0]["detail"]
+    assert "✓" not in result.stdout + result.stderr  # no table anywhere
+
+
+def test_json_doctor_reports_failures_on_stdout_and_exits_1(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_STARTUP_TIMEOUT", "0.5")
+    args = ["--json", "--broker-url", "amqp://guest:pw@127.0.0.1:1//", "doctor"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    broker = next(c for c in report["checks"] if c["name"] == "broker")
+    assert report["ok"] is False and broker["ok"] is False
+    assert "pw" not in result.stdout and "✗" not in result.stdout + result.stderr
+
+
 def test_job_state_after_wait_from_the_api(home: Path) -> None:
     job_id = invoke("submit", "tests.cli.flows:Say", '"x"').output.split()[-1]
     run_tasks()
