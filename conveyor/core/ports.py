@@ -178,19 +178,24 @@ class StoreTx(Protocol):
     def claim_task(
         self,
         task_id: TaskId,
+        cluster: str,
         runner_id: str,
         lease_seconds: float,
         job_state: JobState,
         job_states_from: Collection[JobState],
     ) -> ClaimedTask | None:
-        """``claim``, and in the same step the claimed task's job: set to ``job_state`` (with
-        ``updated_at = now``) if its state is one of ``job_states_from``, else left as it is.
+        """``claim`` by a runner of ``cluster``, and in the same step the claimed task's job: set
+        to ``job_state`` (with ``updated_at = now``) if its state is one of ``job_states_from``,
+        else left as it is.
 
+        Only a task of ``cluster`` is claimed: a message naming another cluster's task claims
+        nothing, whatever queue it arrived on (a runner's cluster is isolation, not routing).
         The job row is locked in both cases, as ``job_facts`` locks it, so a concurrent
         transaction deriving the job's state from its facts waits for this claim and sees the
-        running task. None (and no change at all) when ``claim`` would return None. A SQL adapter
-        does all of it in one statement, and may commit a transaction that did nothing but this
-        claim without waiting for the disk (see the SQL adapter for why that is safe)."""
+        running task. None (and no change at all) when ``claim`` would return None or the task
+        belongs to another cluster. A SQL adapter does all of it in one statement, and may commit
+        a transaction that did nothing but this claim without waiting for the disk (see the SQL
+        adapter for why that is safe)."""
         ...
 
     def finish_computed(

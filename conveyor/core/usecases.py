@@ -197,10 +197,14 @@ def claim(
     """Claim one task named by a delivery for a runner of ``cluster``; if it is not
     dispatchable, why not (the runner drops the message and logs the reason).
 
-    The job becomes RUNNING in the same step (see :data:`CLAIM_STARTS_JOB`). The reason is read
-    only when the claim took nothing (:func:`refusal`), so a successful claim stays one
+    Only a task of ``cluster`` is taken, whatever queue the message came from: clusters isolate
+    runners (a misrouted or forged message must not run a task on machines it was not meant
+    for). The job becomes RUNNING in the same step (see :data:`CLAIM_STARTS_JOB`). The reason
+    is read only when the claim took nothing (:func:`refusal`), so a successful claim stays one
     statement."""
-    claimed = tx.claim_task(task_id, runner_id, lease_seconds, JobState.RUNNING, CLAIM_STARTS_JOB)
+    claimed = tx.claim_task(
+        task_id, cluster, runner_id, lease_seconds, JobState.RUNNING, CLAIM_STARTS_JOB
+    )
     if claimed is not None:
         return claimed
     return refusal(tx, task_id, cluster)

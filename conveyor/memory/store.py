@@ -373,11 +373,15 @@ class InMemoryTx:
     def claim_task(
         self,
         task_id: TaskId,
+        cluster: str,
         runner_id: str,
         lease_seconds: float,
         job_state: JobState,
         job_states_from: Collection[JobState],
     ) -> ClaimedTask | None:
+        task = self._t.tasks.get(task_id)
+        if task is None or task.cluster != cluster:
+            return None
         claimed = self.claim(task_id, runner_id, lease_seconds)
         if claimed is not None and self._t.jobs[claimed.job_id].state in job_states_from:
             self.set_job_state(claimed.job_id, job_state)

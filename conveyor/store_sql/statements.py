@@ -189,6 +189,18 @@ class Statements:
             .values(self.claim_values)
             .returning(*self.claim_returning)
         )
+        #: ``claim`` of a task of one cluster (``claim_task`` on SQLite; PostgreSQL has its own
+        #: statement, :data:`_PG_CLAIM_TASK`).
+        self.claim_in_cluster = self.with_attempt_row(
+            update(tasks)
+            .where(
+                tasks.c.id == task_id,
+                tasks.c.cluster == bindparam("p_cluster"),
+                *claimable(pg, tasks),
+            )
+            .values(self.claim_values)
+            .returning(*self.claim_returning)
+        )
         self.insert_attempt = insert(task_attempts).values(
             task_id=bindparam("a_task_id", type_=tasks.c.id.type),
             attempt=bindparam("a_attempt", type_=Integer),
@@ -385,7 +397,8 @@ def statements(pg: bool) -> Statements:
 _INACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(INACTIVE_JOB_STATES))
 
 #: claim + attempt row + job row lock + conditional job state, in one statement (the job
-#: states it may change are rendered as literals by :func:`pg_claim_task`).
+#: states it may change are rendered as literals by :func:`pg_claim_task`). Only a task of the
+#: runner's cluster (``p_cluster``) is claimed, whatever queue its message came from.
 #:
 #: ``deps_open <= 0``, not ``= 0`` (the same rows: the counter is never negative), so that
 #: ``ix_tasks_claimable``'s predicate is not implied and the claim can only use the primary key.
@@ -401,6 +414,7 @@ WITH claimed AS (
         lease_expires = now() + interval '1 second' * %(lease)s,
         not_before = NULL, publish_pending = false
     WHERE id = %(p_task_id)s AND state = 'QUEUED' AND deps_open <= 0
+        AND cluster = %(p_cluster)s
         AND (not_before IS NULL OR not_before <= now())
         AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = tasks.job_id
                     AND jobs.state NOT IN ({_INACTIVE_SQL}))

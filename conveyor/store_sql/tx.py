@@ -687,15 +687,26 @@ class SqlTx(MonitoringQueries):
     def claim_task(
         self,
         task_id: TaskId,
+        cluster: str,
         runner_id: str,
         lease_seconds: float,
         job_state: JobState,
         job_states_from: Collection[JobState],
     ) -> ClaimedTask | None:
         """On PostgreSQL one statement (:data:`.statements.PG_CLAIM_TASK`): the claim, its
-        attempt row, the job row's lock and the conditional job-state write."""
+        attempt row, the job row's lock and the conditional job-state write. The cluster is
+        one more condition of the claim's WHERE (the row is found by its primary key)."""
+        check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
         if not self._pg:
-            claimed = self.claim(task_id, runner_id, lease_seconds)
+            params = {
+                "p_task_id": task_id,
+                "p_cluster": cluster,
+                "p_runner_id": runner_id,
+                **self.times(lease=lease_seconds),
+            }
+            claimed = self._finish_claim(
+                self._hot(self._sql.claim_in_cluster, params).first(), runner_id
+            )
             if claimed is not None:
                 facts_state = self._conn.execute(
                     select(jobs.c.state).where(jobs.c.id == claimed.job_id)
@@ -703,9 +714,9 @@ class SqlTx(MonitoringQueries):
                 if JobState(facts_state) in job_states_from:
                     self.set_job_state(claimed.job_id, job_state)
             return claimed
-        check_text(runner_id, "The runner id", MAX_SHORT_TEXT)
         params = {
             "p_task_id": task_id,
+            "p_cluster": cluster,
             "p_runner_id": runner_id,
             "lease": float(lease_seconds),
             "p_job_state": job_state.value,

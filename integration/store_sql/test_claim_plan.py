@@ -21,7 +21,13 @@ from conveyor.store_sql import SqlStore
 from conveyor.store_sql.statements import pg_claim_task
 
 LEAF = TaskIdentifier("Leaf", "v1.0")
-TYPES = {"p_runner_id": "text", "lease": "float8", "p_task_id": "uuid", "p_job_state": "text"}
+TYPES = {
+    "p_runner_id": "text",
+    "lease": "float8",
+    "p_task_id": "uuid",
+    "p_cluster": "text",
+    "p_job_state": "text",
+}
 
 
 def test_the_generic_plan_of_the_claim_uses_the_primary_key(postgres_empty_database: str) -> None:
@@ -38,6 +44,7 @@ def test_the_generic_plan_of_the_claim_uses_the_primary_key(postgres_empty_datab
         "p_runner_id": "'r'",
         "lease": "30",
         "p_task_id": f"'{tasks[0].id}'",
+        "p_cluster": "'default'",
         "p_job_state": f"'{JobState.RUNNING.value}'",
     }
     url = postgres_empty_database.replace("postgresql+psycopg:", "postgresql:")

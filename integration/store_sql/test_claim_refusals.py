@@ -17,7 +17,14 @@ from conveyor.caches import NoCache
 from conveyor.core import usecases
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
-from conveyor.core.model import ClaimedTask, NewTask, RefusalReason, TaskError
+from conveyor.core.model import (
+    ClaimedTask,
+    Cluster,
+    NewTask,
+    RefusalReason,
+    TaskError,
+    TaskState,
+)
 from conveyor.core.registry import Runner
 from conveyor.core.runner import TaskRunner
 from conveyor.core.service import Orchestrator
@@ -50,8 +57,8 @@ class FakeDelivery:
         raise AssertionError("a refused claim acks its message")
 
 
-def leaf(**kw: object) -> NewTask:
-    return NewTask(TaskId(uuid7()), "default", IDENT, b"", "Noop", **kw)  # type: ignore[arg-type]
+def leaf(cluster: str = "default", **kw: object) -> NewTask:
+    return NewTask(TaskId(uuid7()), cluster, IDENT, b"", "Noop", **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -67,6 +74,9 @@ def test_every_refusal_reason_is_read_in_the_claims_transaction(store: SqlStore)
             tx, "reasons", [done, running, waiting, backing_off, dependent], POLICY
         )
     )
+    store.run(lambda tx: tx.insert_cluster(Cluster("other", "Other")))
+    foreign = leaf(cluster="other")
+    store.run(lambda tx: usecases.submit_job(tx, "elsewhere", [foreign], POLICY))
     canceled = leaf()
     held, _ = store.run(lambda tx: usecases.submit_job(tx, "held", [canceled], POLICY))
     store.run(lambda tx: usecases.cancel_job(tx, held.id))
@@ -100,6 +110,7 @@ def test_every_refusal_reason_is_read_in_the_claims_transaction(store: SqlStore)
             ("waiting", dependent.id),
             ("backing_off", backing_off.id),
             ("canceled", canceled.id),
+            ("foreign", foreign.id),
         ]
     }
     reasons = {name: getattr(r, "reason", None) for name, r in found.items()}
@@ -110,10 +121,16 @@ def test_every_refusal_reason_is_read_in_the_claims_transaction(store: SqlStore)
         "waiting": RefusalReason.WAITING,
         "backing_off": RefusalReason.BACKING_OFF,
         "canceled": RefusalReason.JOB_INACTIVE,
+        "foreign": RefusalReason.OTHER_CLUSTER,
     }
     assert str(found["done"]) == "already COMPUTED (attempt 1): a duplicate message"
     assert str(found["running"]) == "RUNNING on runner holder (attempt 1)"
     assert str(found["canceled"]) == "its job is CANCELED: its tasks are not dispatched"
+    assert str(found["foreign"]) == (
+        "the task belongs to cluster 'other', not to the runner's cluster 'default'"
+    )
+    task = store.run(lambda tx: tx.get_task(foreign.id))
+    assert task.state is TaskState.QUEUED and task.attempt == 0
 
 
 def test_a_runner_logs_each_dropped_message_at_info(

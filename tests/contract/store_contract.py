@@ -258,25 +258,47 @@ class StoreContract:
         first, second, third = spec(), spec(), spec()
         job = new_job(store, first, second, third)
         start = frozenset({JobState.SUBMITTED, JobState.STARTED})
-        claimed = store.run(lambda tx: tx.claim_task(first.id, "r1", 30, JobState.RUNNING, start))
+        claimed = store.run(
+            lambda tx: tx.claim_task(first.id, "default", "r1", 30, JobState.RUNNING, start)
+        )
         assert claimed is not None and claimed.attempt == 1 and claimed.job_name == "job"
         assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.RUNNING
         attempts = store.run(lambda tx: tx.task_attempts(first.id))
         assert [(a.attempt, a.runner_id, a.outcome) for a in attempts] == [(1, "r1", "running")]
         # Not claimable again: None and nothing changes.
         store.run(lambda tx: tx.set_job_state(job.id, JobState.STARTED))
-        again = store.run(lambda tx: tx.claim_task(first.id, "r2", 30, JobState.RUNNING, start))
+        again = store.run(
+            lambda tx: tx.claim_task(first.id, "default", "r2", 30, JobState.RUNNING, start)
+        )
         assert again is None
         assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.STARTED
         # A state outside job_states_from is left as it is.
         other = store.run(
-            lambda tx: tx.claim_task(second.id, "r2", 30, JobState.RUNNING, frozenset())
+            lambda tx: tx.claim_task(second.id, "default", "r2", 30, JobState.RUNNING, frozenset())
         )
         assert other is not None
         assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.STARTED
-        store.run(lambda tx: tx.claim_task(third.id, "r3", 30, JobState.RUNNING, start))
+        store.run(lambda tx: tx.claim_task(third.id, "default", "r3", 30, JobState.RUNNING, start))
         assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.RUNNING
         assert store.run(lambda tx: tx.get_task(third.id)).runner_id == "r3"
+
+    def test_claim_task_claims_only_a_task_of_the_runners_cluster(self, store: Store) -> None:
+        store.run(lambda tx: tx.insert_cluster(Cluster("other", "Other")))
+        foreign = spec(cluster="other")
+        job = new_job(store, foreign)
+        start = frozenset({JobState.SUBMITTED, JobState.STARTED})
+        refused = store.run(
+            lambda tx: tx.claim_task(foreign.id, "default", "r1", 30, JobState.RUNNING, start)
+        )
+        assert refused is None
+        task = store.run(lambda tx: tx.get_task(foreign.id))
+        assert task.state is TaskState.QUEUED and task.attempt == 0 and task.runner_id is None
+        assert store.run(lambda tx: tx.task_attempts(foreign.id)) == []
+        assert store.run(lambda tx: tx.get_job(job.id)).state is JobState.SUBMITTED
+        claimed = store.run(
+            lambda tx: tx.claim_task(foreign.id, "other", "r2", 30, JobState.RUNNING, start)
+        )
+        assert claimed is not None and claimed.cluster == "other" and claimed.attempt == 1
 
     def test_finish_computed_records_an_attempt_and_its_effects(self, store: Store) -> None:
         root = spec()
