@@ -70,7 +70,8 @@ class Settings:
     amqp_queue_type: QueueType | None = None
     #: The broker's ``consumer_timeout`` in seconds (it cannot be read over AMQP).
     amqp_consumer_timeout: float = 1800.0
-    #: Seconds a process waits for the database at start before giving up with a clear error.
+    #: Seconds a process waits for the database and the broker at start before giving up with a
+    #: clear error.
     startup_timeout: float = 5.0
     #: Seconds a task lease lasts without extension.
     lease: float = 30.0

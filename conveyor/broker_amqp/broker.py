@@ -172,12 +172,18 @@ class AmqpBroker:
 
 
 def server_version(url: str, connect_timeout: float = 5.0) -> str:
-    """Connect once and return RabbitMQ's version: a start-up check that fails fast.
+    """Connect and return RabbitMQ's version: the start-up check of workers and ``doctor``.
+
+    Every entry of a failover list is tried, and for ``connect_timeout`` seconds the list is
+    tried again with jittered back-off: a process started while its broker (re)starts waits for
+    it, as it waits for its database, instead of exiting.
 
     Raises:
         BrokerUnavailableError: unreachable, refused or authentication failed (URL masked).
     """
-    conn = open_connection(url, heartbeat=0, connect_timeout=connect_timeout, name="probe")
+    conn = open_connection(
+        url, heartbeat=0, connect_timeout=connect_timeout, name="probe", retry_for=connect_timeout
+    )
     try:
         version = conn.connection.server_properties.get("version", "?")
         return version.decode() if isinstance(version, bytes) else str(version)
