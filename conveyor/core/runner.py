@@ -292,17 +292,22 @@ class TaskRunner:
             delivery.ack()
             return
         try:
-            claimed = self.service.claim(delivery.task_id, self.id, self.settings.lease)
+            won = self.service.claim(delivery.task_id, self.cluster, self.id, self.settings.lease)
         except BaseException:
             delivery.requeue()
             raise
-        if claimed is None:
-            log.debug(
-                "task %s is not dispatchable (duplicate, taken, held): dropped", delivery.task_id
+        if not isinstance(won, ClaimedTask):  # a ClaimRefusal: drop the message, saying why
+            log.log(
+                logging.WARNING if won.suspicious else logging.INFO,
+                "runner %s drops the message of task %s: %s",
+                self.id,
+                won.task_id,
+                won,
+                extra={"task_id": str(won.task_id), "runner_id": self.id},
             )
             delivery.ack()
             return
-        self._run_chain(claimed, delivery)
+        self._run_chain(won, delivery)
 
     def _housekeeping(self, *, force_sweep: bool) -> None:
         now = time.monotonic()
@@ -449,6 +454,7 @@ class TaskRunner:
             display,
             progress,
             lambda: self._following(claimed.job_id),
+            self.cluster,
             self.id,
             self.settings.lease,
         )
@@ -459,8 +465,16 @@ class TaskRunner:
             return None  # nothing in hand, or not claimable here: the loop handles it
         pending, self._pending = self._pending, None
         assert pending is not None and pending.task_id == offered
-        if following is None:
-            log.debug("task %s is not dispatchable (duplicate, taken, held): dropped", offered)
+        if not isinstance(following, ClaimedTask):  # refused: drop it, saying why
+            if following is not None:  # always, once a task was offered
+                log.log(
+                    logging.WARNING if following.suspicious else logging.INFO,
+                    "runner %s drops the message of task %s: %s",
+                    self.id,
+                    offered,
+                    following,
+                    extra={"task_id": str(offered), "runner_id": self.id},
+                )
             pending.ack()
             return None
         self.fused += 1
