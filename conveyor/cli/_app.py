@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
 
 from conveyor.client import Client
 from conveyor.config import Settings
+from conveyor.core.errors import NotFoundError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: What the command line got wrong, whichever path found it: exit 2 like click's own usage
+#: errors. ValueError is how the API (and bootstrap's ConfigurationError) refuses an
+#: argument; NotFoundError a job, task or cluster that was named but does not exist.
+BAD_INPUT = (NotFoundError, ValueError)
 
 
 @dataclass
@@ -42,4 +54,28 @@ class App:
         sys.stdout.write("\n")
 
 
-pass_app = click.make_pass_decorator(App)
+def usage_error(
+    exc: BaseException, ctx: click.Context, *, show_usage: bool = True
+) -> click.UsageError:
+    """``exc`` as a usage error (exit 2) of the command of ``ctx``, message unchanged; with
+    ``-v`` the traceback is printed first (a ValueError may still be a bug worth reading)."""
+    app = ctx.find_object(App)
+    if app is not None and app.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    return click.UsageError(str(exc), ctx if show_usage else None)
+
+
+def pass_app(command: Callable[Concatenate[App, P], R]) -> Callable[P, R]:
+    """Pass the invocation's :class:`App` first, and turn the API's refusals of what the
+    user typed (:data:`BAD_INPUT`) into usage errors: every path that meets an unknown
+    cluster or an oversized input then exits 2, as the checks the CLI makes itself do."""
+    passing = click.make_pass_decorator(App)(command)
+
+    @functools.wraps(passing)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return passing(*args, **kwargs)
+        except BAD_INPUT as exc:
+            raise usage_error(exc, click.get_current_context()) from exc
+
+    return run

@@ -12,6 +12,8 @@ from rich.table import Table
 from conveyor.cli._app import App, pass_app
 from conveyor.cli._render import runners_table
 from conveyor.config import Settings
+from conveyor.core.errors import ClusterNotFoundError
+from conveyor.core.identifiers import validate_slug
 
 
 @click.group()
@@ -33,7 +35,15 @@ def create_cluster(app: App, name: str, slug: str | None) -> None:
       conveyor clusters create gpu
       conveyor clusters create "GPU machines (EU)" --slug gpu-eu
     """
-    cluster = app.client.clusters().create(name, slug)
+    if slug is not None:
+        try:
+            validate_slug(slug)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--slug") from None
+    try:
+        cluster = app.client.clusters().create(name, slug)
+    except ValueError as exc:  # no name, or the slug is taken (AlreadyExistsError)
+        raise click.BadParameter(str(exc), param_hint="--slug" if slug else "NAME") from None
     if app.as_json:
         app.print_json({"slug": cluster.slug, "name": cluster.display_name})
     else:
@@ -82,7 +92,10 @@ def delete_cluster(app: App, slug: str) -> None:
     Example:
       conveyor clusters delete gpu-eu
     """
-    app.client.clusters().delete(slug)
+    try:
+        app.client.clusters().delete(slug)
+    except (ValueError, ClusterNotFoundError) as exc:  # unknown, or `default`
+        raise click.BadParameter(str(exc), param_hint="SLUG") from None
     app.console.print(f"Deleted cluster [bold]{slug}[/]")
 
 

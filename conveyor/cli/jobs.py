@@ -28,7 +28,14 @@ from conveyor.cli._render import (
 )
 from conveyor.client import job_id_of
 from conveyor.core.context import new_task_spec
-from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier, validate_slug
+from conveyor.core.errors import ClusterNotFoundError
+from conveyor.core.identifiers import (
+    JobId,
+    TaskId,
+    TaskIdentifier,
+    validate_name,
+    validate_slug,
+)
 from conveyor.core.ids import uuid7
 from conveyor.core.model import Job, JobQuery, JobState, NewTask, TaskState
 from conveyor.core.serialization import InputDecodeError, deserialize_task
@@ -112,14 +119,22 @@ def submit(
       conveyor submit Resize --version v1.0 '{"path": "a.png", "width": 64}' --cluster gpu
       echo '"2026-11-28"' | conveyor submit myflows.daily:Ingest - --max-retries 3
     """
+    # Every refusal of what was typed is a usage error (exit 2) naming the argument, on both
+    # paths alike: scripts tell "fix the command" (2) from "the world failed" (1) by it.
     try:
         validate_slug(cluster)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--cluster") from None
+    if job_name is not None and not job_name.strip():
+        raise click.BadParameter("a job name cannot be empty", param_hint="--name")
     text = _read_input(input_json)
     client = app.client
     if version is None and ":" in task:
-        cls = load_task(task)
+        try:
+            cls = load_task(task)
+        except click.BadParameter as exc:
+            exc.param_hint = "TASK"
+            raise
         data = (text or "").strip().encode("utf-8")
         try:
             instance = deserialize_task(cls, data)
@@ -129,18 +144,29 @@ def submit(
             raise click.BadParameter(
                 f"input does not fit {cls.__name__}'s fields: {exc}", param_hint="INPUT"
             ) from None
-        spec = new_task_spec(
-            instance,
-            cluster=cluster,
-            max_retries=max_retries,
-            max_input_bytes=client.max_input_bytes,
-        )
+        except ValueError as exc:  # the task class refused the values
+            raise click.BadParameter(
+                f"{cls.__name__} refused the input: {exc}", param_hint="INPUT"
+            ) from None
+        try:
+            spec = new_task_spec(
+                instance,
+                cluster=cluster,
+                max_retries=max_retries,
+                max_input_bytes=client.max_input_bytes,
+            )
+        except ValueError as exc:  # over the size limit, or not serialisable
+            raise click.BadParameter(str(exc), param_hint="INPUT") from None
         name = job_name or cls.__name__
     else:
         try:
+            validate_name(task)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="TASK") from None
+        try:
             ident = TaskIdentifier(task, version or "v0.0")
         except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
+            raise click.BadParameter(str(exc), param_hint="--version") from None
         payload = b""
         if text is not None and text.strip():
             try:
@@ -151,7 +177,9 @@ def submit(
                 raise click.BadParameter(f"not valid JSON: {exc}", param_hint="INPUT") from None
         if len(payload) > client.max_input_bytes:
             raise click.BadParameter(
-                f"input is {len(payload):,} bytes, over the {client.max_input_bytes:,}-byte limit",
+                f"The input of {task} is {len(payload):,} bytes, over the "
+                f"{client.max_input_bytes:,}-byte limit: pass large data through the job "
+                "cache or object storage",
                 param_hint="INPUT",
             )
         spec = NewTask(
@@ -163,7 +191,10 @@ def submit(
             max_retries=max_retries,
         )
         name = job_name or task
-    record = client.service.submit_job(name, [spec], idempotency_key)
+    try:
+        record = client.service.submit_job(name, [spec], idempotency_key)
+    except ClusterNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster") from None
     job = client.jobs().find(record.id)
     if app.as_json and not wait:
         app.print_json(job_json(job))
@@ -290,6 +321,12 @@ def list_jobs(
       conveyor jobs list --state failed --since 1d
       conveyor jobs list --name nightly --json
     """
+    service = app.client.service
+    if cluster is not None:  # refused like `submit --cluster`, not answered "No jobs match."
+        try:
+            service.find_cluster(validate_slug(cluster))
+        except (ValueError, ClusterNotFoundError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--cluster") from None
     query = JobQuery(
         states=tuple(JobState(s.upper()) for s in states),
         name=name,
@@ -298,7 +335,6 @@ def list_jobs(
         before_id=before,
         limit=limit,
     )
-    service = app.client.service
     records = service.query_jobs(query)
     rows = [(r, service.task_counts(r.id)) for r in records]
     if app.as_json:

@@ -1,8 +1,14 @@
 """The ``conveyor`` command line.
 
 Every command reads its configuration from flags and ``CONVEYOR_*`` environment variables.
-Errors print one line naming the problem and the fix (exit 2 for usage, 1 at runtime); `-v`
-adds the traceback. Logs are quiet by default.
+Errors print one line naming the problem and the fix; `-v` adds the traceback. Logs are quiet
+by default. Exit codes say whose move it is:
+
+* 2: what was typed is wrong, whichever check found it: a malformed or oversized value, a
+  setting or URL that cannot work, a job, task or cluster that does not exist, a name that
+  is taken. Change the command.
+* 1: the command was right but could not be carried out (database or broker unreachable,
+  schema behind, a waited-for job failed). Fix the world, or run it again.
 """
 
 from __future__ import annotations
@@ -14,8 +20,7 @@ from typing import Any
 import click
 
 from conveyor import __version__
-from conveyor.bootstrap import ConfigurationError
-from conveyor.cli._app import App
+from conveyor.cli._app import BAD_INPUT, App, usage_error
 from conveyor.cli._logging import configure as configure_logging
 from conveyor.cli.admin import clusters, db, doctor, runners
 from conveyor.cli.demo import demo
@@ -26,7 +31,7 @@ from conveyor.config import Settings, SettingsError
 from conveyor.core.errors import ConveyorError
 
 #: Runtime errors shown as one line (exit 1); anything else is a bug and shows a traceback.
-EXPECTED_ERRORS = (ConveyorError, ConfigurationError, TimeoutError, OSError)
+EXPECTED_ERRORS = (ConveyorError, TimeoutError, OSError)
 
 
 class ConveyorGroup(click.Group):
@@ -37,9 +42,9 @@ class ConveyorGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BAD_INPUT as exc:  # commands with `pass_app` raise these as usage errors already
+            raise usage_error(exc, ctx, show_usage=False) from exc
         except EXPECTED_ERRORS as exc:
-            self._fail(ctx, exc)
-        except ValueError as exc:  # API validation (e.g. a cluster name taken)
             self._fail(ctx, exc)
 
     @staticmethod
@@ -106,6 +111,10 @@ def cli(
     \b
     Shell completion (bash; zsh/fish alike):
       eval "$(_CONVEYOR_COMPLETE=bash_source conveyor)"
+    \b
+    Exit codes: 0 done; 2 what was typed is wrong (bad or oversized input, unknown job or
+    cluster, unusable URL: fix the command); 1 the world failed (a service unreachable, a
+    waited-for job failed).
     """
     configure_logging(verbose, log_format)
     # Only the flags given: the rest (and a lower-case variable) come from the environment.

@@ -27,6 +27,9 @@ def invoke(*args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
+UNKNOWN_JOB = "01a223f3-1c7a-713c-8f90-f8be6015a190"
+
+
 def run_tasks() -> None:
     with Client() as client:
         client.runner(tasks=TASKS).run_all()
@@ -154,30 +157,37 @@ def test_usage_errors_exit_2_with_one_clear_message(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["jobs", "show", "01a223f3-1c7a-713c-8f90-f8be6015a190"], "No job with id"),
-        (["retry", "01a223f3-1c7a-713c-8f90-f8be6015a190"], "No job with id"),
+        (["--database-url", "postgresql://me:secret@127.0.0.1:1/x", "jobs", "list"], "unavailable"),
         (
-            ["submit", "Say", "--version", "v1.0", "1", "--cluster", "nowhere"],
-            "Unknown cluster 'nowhere'",
+            ["--database-url", "postgresql://me:secret@127.0.0.1:1/x", "submit", "Say", "-"],
+            "unavailable",
         ),
-        (["clusters", "delete", "default"], "cannot be deleted"),
-        (["--database-url", "mysql://me:secret@db/x", "jobs", "list"], "mysql://me:***@db/x"),
-        (["--broker-url", "kafka://x", "jobs", "list"], "Unsupported broker URL scheme"),
+        (
+            ["--database-url", "postgresql://me:secret@127.0.0.1:1/x", "retry", UNKNOWN_JOB],
+            "unavailable",
+        ),
     ],
 )
 def test_runtime_errors_exit_1_with_one_clear_line(
-    home: Path, args: list[str], message: str
+    home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
 ) -> None:
-    result = CliRunner().invoke(cli, args)
+    # Unknown jobs and clusters, bad URLs: usage errors now (tests/cli/test_exit_codes.py).
+    monkeypatch.setenv("CONVEYOR_STARTUP_TIMEOUT", "0.5")
+    result = CliRunner().invoke(cli, args, input='"x"')
     assert result.exit_code == 1, result.output
     assert message in result.output and "secret" not in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_verbose_shows_the_traceback(home: Path) -> None:
-    result = CliRunner().invoke(cli, ["-v", "jobs", "show", "01a223f3-1c7a-713c-8f90-f8be6015a190"])
+def test_verbose_shows_the_traceback(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEYOR_STARTUP_TIMEOUT", "0.5")
+    url = "postgresql://me:pw@127.0.0.1:1/x"
+    result = CliRunner().invoke(cli, ["-v", "--database-url", url, "jobs", "list"])
     assert result.exit_code == 1 and "Traceback" in result.output
+    unknown = ["-v", "jobs", "show", "01a223f3-1c7a-713c-8f90-f8be6015a190"]
+    result = CliRunner().invoke(cli, unknown)
+    assert result.exit_code == 2 and "Traceback" in result.output
 
 
 def test_retry_and_cancel_report_what_changed(home: Path) -> None:
