@@ -52,6 +52,7 @@ from conveyor.broker_amqp._codec import Decoded, PoisonMessage, decode
 from conveyor.broker_amqp._confirms import ConfirmTracker
 from conveyor.broker_amqp._connection import (
     TRANSPORT_ERRORS,
+    backoff_delays,
     close_quietly,
     open_connection,
     pump,
@@ -338,6 +339,8 @@ class AmqpConsumer:
     # -- the I/O thread ------------------------------------------------------------------------
     def _run(self) -> None:
         delay = 0.0
+        # Jittered, so the runners of a fleet that lost the same node do not reconnect in step.
+        delays = backoff_delays(0.1, self._settings.reconnect_max_delay)
         lost_at: float | None = None
         try:
             while True:
@@ -354,13 +357,13 @@ class AmqpConsumer:
                             self._error = exc
                             self._cond.notify_all()
                         log.error("RabbitMQ consumer for cluster %r: %s", self._cluster, exc)
-                        delay = min(max(delay * 2, 1.0), self._settings.reconnect_max_delay)
+                        delay = max(next(delays), min(1.0, self._settings.reconnect_max_delay))
                         continue
                     except BrokerUnavailableError as exc:
                         if lost_at is None:
                             lost_at = time.monotonic()
                             log.warning("%s; retrying with back-off", exc)
-                        delay = min(max(delay * 2, 0.1), self._settings.reconnect_max_delay)
+                        delay = next(delays)
                         continue
                     finally:
                         self._started.set()
@@ -374,6 +377,7 @@ class AmqpConsumer:
                         )
                         lost_at = None
                     delay = 0.0
+                    delays = backoff_delays(0.1, self._settings.reconnect_max_delay)
                 try:
                     self._step()
                 except _RECOVERABLE as exc:
