@@ -270,13 +270,25 @@ def _above_zero(value: object) -> float:
     return number
 
 
+def _consumer_timeout(value: object) -> float:
+    """RabbitMQ's ``consumer_timeout`` is given in milliseconds in rabbitmq.conf, this one in
+    seconds; below a second the consumer cannot serve it (``broker_amqp.ack_deadlines``)."""
+    number = _number(value)
+    if not number >= 1:
+        raise ValueError(
+            f"must be at least 1 (seconds), got {value!r}; "
+            "rabbitmq.conf's consumer_timeout = 20000 (ms) is 20 here"
+        )
+    return number
+
+
 _PARSERS: dict[str, Callable[[object], Any]] = {
     "database_url": _url,
     "broker_url": _url,
     "home": _path,
     "amqp_namespace": _text,
     "amqp_queue_type": _queue_type,
-    "amqp_consumer_timeout": _at_least_zero(_number),
+    "amqp_consumer_timeout": _consumer_timeout,
     "startup_timeout": _at_least_zero(_number),
     "lease": _above_zero,
     "grace_period": _at_least_zero(_number),

@@ -278,3 +278,21 @@ def test_the_worker_import_path_imports_no_pydantic() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("text", ["0", "0.5", "-20"])
+def test_a_consumer_timeout_under_a_second_is_refused_with_the_unit_explained(
+    clean_env: pytest.MonkeyPatch, text: str
+) -> None:
+    clean_env.setenv("CONVEYOR_AMQP_CONSUMER_TIMEOUT", text)
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    assert str(caught.value) == (
+        f"CONVEYOR_AMQP_CONSUMER_TIMEOUT: must be at least 1 (seconds), got {text!r}; "
+        "rabbitmq.conf's consumer_timeout = 20000 (ms) is 20 here"
+    )
+
+
+def test_a_20s_consumer_timeout_is_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("CONVEYOR_AMQP_CONSUMER_TIMEOUT", "20")
+    assert Settings().amqp_consumer_timeout == 20.0
