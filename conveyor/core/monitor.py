@@ -4,6 +4,10 @@ Every runner already runs the lease-expiry and outbox sweeps itself, so recovery
 on this process; the monitor adds a steady cadence when no runner is alive, and marks runners
 that went silent as gone. Every step is an idempotent store operation, so several monitors may
 run at once (concurrent sweepers skip each other's locked rows).
+
+After a database outage the monitor needs no pause of its own: its sweep, like every runner's,
+is ``Orchestrator.expire_leases``, which takes only leases overdue by more than the outage this
+process saw (holders could not extend meanwhile), even when the sweep itself waited through it.
 """
 
 from __future__ import annotations

@@ -255,9 +255,10 @@ class StoreTx(Protocol):
         boundary that a concurrent transaction is failing."""
         ...
 
-    def expired_leases(self, limit: int) -> list[TaskRecord]:
-        """RUNNING tasks whose lease expired before now, locked; rows another transaction
-        already locked are skipped (several sweepers never block each other)."""
+    def expired_leases(self, limit: int, overdue: float = 0.0) -> list[TaskRecord]:
+        """RUNNING tasks whose lease expired at least ``overdue`` seconds before now, locked;
+        rows another transaction already locked are skipped (several sweepers never block each
+        other)."""
         ...
 
     def requeue_failed_tasks(self, job_id: JobId) -> int:

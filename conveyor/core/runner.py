@@ -29,7 +29,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from conveyor.core.context import DEFAULT_MAX_INPUT_BYTES, ExecutionContext
-from conveyor.core.errors import InfrastructureError, StoreUnavailableError
+from conveyor.core.errors import InfrastructureError
 from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.ids import uuid7
 from conveyor.core.model import ClaimedTask, NewTask, RunnerInfo, TaskError
@@ -162,7 +162,6 @@ class TaskRunner:
         self._next_sweep = 0.0
         self._next_heartbeat = 0.0
         self._next_safety_poll = 0.0
-        self._sweeps_paused_until = 0.0
         self._registered = False
         self._worker: _Worker | None = None
         self._consumer: Consumer | None = None
@@ -234,10 +233,8 @@ class TaskRunner:
                     if until_idle:
                         raise
                     log.warning("runner %s: %s; retrying in 1s", self.id, exc)
-                    if isinstance(exc, StoreUnavailableError):
-                        # After a database outage live runners must extend their leases
-                        # before anyone expires them: wait one lease period.
-                        self._sweeps_paused_until = time.monotonic() + self.settings.lease
+                    # After a store outage the sweeps give live holders back the time it
+                    # took from them (Orchestrator.expire_leases): no pause needed here.
                     self._stop.wait(1.0)
                 except Exception:
                     if until_idle:
@@ -315,7 +312,7 @@ class TaskRunner:
             self._next_heartbeat = now + self.settings.heartbeat_interval
             self.service.runner_heartbeat(self.id, self._current, self.computed, self.failed)
         interval = 0.2 if force_sweep else self.settings.sweep_interval
-        if now >= self._next_sweep and now >= self._sweeps_paused_until:
+        if now >= self._next_sweep:
             self._next_sweep = now + interval
             self.service.expire_leases()
             self.service.publish_outbox()

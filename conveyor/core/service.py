@@ -11,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 from conveyor.core import usecases
 from conveyor.core.errors import (
     ClusterNotFoundError,
     ConveyorError,
     JobNotFoundError,
+    StoreUnavailableError,
 )
 from conveyor.core.identifiers import (
     DEFAULT_CLUSTER,
@@ -58,9 +61,95 @@ from conveyor.core.views import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Messages published (and marked published) per batch in large fan-outs.
 PUBLISH_CHUNK = 5000
+
+#: A transaction that starts this many seconds after its call waited for the store itself
+#: (connections refused, the store's own retries), not for a row lock or a pool slot.
+OUTAGE_WAIT = 1.0
+
+
+class StoreAvailability:
+    """What this process saw of the store's availability: the time an outage took from lease
+    holders, which the expiry sweep gives back (:meth:`Orchestrator.expire_leases`).
+
+    Every store call of an orchestrator goes through :meth:`run`. A call saw the store
+    unavailable when its transaction had to be run again (a lost connection, including a
+    pooled one that died while this process was idle), when it started ``OUTAGE_WAIT`` or more
+    after the call (the store's retries while the database was down), or when an earlier call
+    failed with StoreUnavailableError. The outage is then taken to have lasted from the end of
+    the last call that succeeded before it (the store may have gone right after) to the start
+    of the attempt that got through: never shorter than what the holders lost, possibly longer
+    for an idle process, which only delays recovery from real crashes right after an outage.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: When the latest successful call ended (None: no call succeeded yet).
+        self._last_ok: float | None = None
+        #: Set by a call that failed for good: the outage began at the latest then.
+        self._down_since: float | None = None
+        #: The latest outage: its length and when the store was reachable again.
+        self._length = 0.0
+        self._back_at = 0.0
+
+    def run(self, store: Store, fn: Callable[[StoreTx], T]) -> T:
+        """``store.run(fn)``, noting whether the call found the store unavailable."""
+        asked = self._clock()
+        with self._lock:
+            since = asked if self._last_ok is None else self._last_ok
+        attempts = 0
+
+        def attempt(tx: StoreTx) -> T:
+            nonlocal attempts
+            attempts += 1
+            began = self._clock()
+            with self._lock:
+                if attempts > 1 or began - asked >= OUTAGE_WAIT or self._down_since is not None:
+                    self._outage_ended(since, began)
+            return fn(tx)
+
+        try:
+            result = store.run(attempt)
+        except StoreUnavailableError:
+            with self._lock:
+                if self._down_since is None:
+                    self._down_since = since
+            raise
+        ended = self._clock()
+        with self._lock:
+            self._last_ok = ended if self._last_ok is None else max(self._last_ok, ended)
+        return result
+
+    def _outage_ended(self, since: float, back: float) -> None:
+        """Under the lock: the store was unavailable from ``since`` (or earlier, if a call
+        failed meanwhile) until ``back``. An outage right after another one keeps the larger
+        grace, so flapping never shortens it."""
+        start = since if self._down_since is None else min(since, self._down_since)
+        self._down_since = None
+        self._length = max(back - start, self._grace(back))
+        self._back_at = back
+
+    def _grace(self, now: float) -> float:
+        if now < self._back_at + 2 * self._length:
+            return self._length
+        return 0.0
+
+    def grace(self) -> float:
+        """Seconds an expired lease must be overdue before a sweep may take it now.
+
+        The length D of the latest outage, for 2·D after the store came back; then 0. A holder
+        that lost D seconds of extensions gets them back (a lease it had extended on time is
+        taken no earlier than 2/3 of a lease after the store returned), and its own retries,
+        which back off while the store is down (at most ~1.5·D), get through before a lease
+        that ran out after the store returned is taken at 2·D.
+        """
+        now = self._clock()
+        with self._lock:
+            return self._grace(now)
 
 
 class Orchestrator:
@@ -73,12 +162,15 @@ class Orchestrator:
         policy: Policy | None = None,
         *,
         relay: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``relay``: submissions return after their commit and a background thread publishes
         their messages in batches (:mod:`conveyor.core.relay`); for brokers where a publish
-        is a network round trip."""
+        is a network round trip. ``clock``: the monotonic clock outages are measured with."""
         self.store = store
         self.broker = broker
+        #: What this process saw of the store's availability (see ``expire_leases``).
+        self.availability = StoreAvailability(clock)
         base = policy or Policy()
         self.policy = Policy(
             publish=broker.requires_publish,
@@ -114,7 +206,7 @@ class Orchestrator:
 
         def mark(ids: list[TaskId]) -> None:
             try:
-                self.store.run(lambda tx: tx.mark_published(ids))
+                self._run(lambda tx: tx.mark_published(ids))
                 marked.append(len(ids))
             except ConveyorError as exc:
                 errors.append(exc)
@@ -148,6 +240,10 @@ class Orchestrator:
             )
         return sent
 
+    def _run(self, fn: Callable[[StoreTx], T]) -> T:
+        """Every store call: a transaction, watched for outages (:class:`StoreAvailability`)."""
+        return self.availability.run(self.store, fn)
+
     def _after(self, outcome: Outcome) -> Outcome:
         self._publish(outcome.to_publish)
         return outcome
@@ -156,12 +252,20 @@ class Orchestrator:
         """Publish what committed transactions left unpublished (their publish lease passed)."""
         if not self.policy.publish:
             return 0
-        messages = self.store.run(lambda tx: tx.claim_unpublished(self.policy.publish_lease, limit))
+        messages = self._run(lambda tx: tx.claim_unpublished(self.policy.publish_lease, limit))
         return self._publish(messages)
 
     def expire_leases(self, limit: int = 500) -> int:
-        """Requeue (or fail, past the crash limit) tasks whose lease expired; how many."""
-        outcome = self.store.run(lambda tx: usecases.expire_leases(tx, self.policy, limit))
+        """Requeue (or fail, past the crash limit) tasks whose lease expired; how many.
+
+        Right after the store was unreachable, only leases overdue by more than the outage are
+        taken (:meth:`StoreAvailability.grace`, read when the transaction starts, so a sweep
+        that itself waited through the outage counts it): holders could not extend meanwhile.
+        Every sweeper (runners, ``run_all``, the monitor) calls this, so one rule covers all.
+        """
+        outcome = self._run(
+            lambda tx: usecases.expire_leases(tx, self.policy, limit, self.availability.grace())
+        )
         self._after(outcome)
         return len(outcome.to_publish)
 
@@ -173,12 +277,12 @@ class Orchestrator:
         if slug is None:
             slug = name if SLUG_PATTERN.match(name) else slugify(name)
         cluster = Cluster(validate_slug(slug), name)
-        self.store.run(lambda tx: tx.insert_cluster(cluster))
+        self._run(lambda tx: tx.insert_cluster(cluster))
         return cluster
 
     def find_cluster(self, slug: str | None) -> Cluster:
         slug = slug or DEFAULT_CLUSTER
-        cluster = self.store.run(lambda tx: tx.get_cluster(slug))
+        cluster = self._run(lambda tx: tx.get_cluster(slug))
         if cluster is None:
             raise ClusterNotFoundError(
                 f"Unknown cluster {slug!r}: create it first (`conveyor clusters create {slug}`)"
@@ -186,13 +290,13 @@ class Orchestrator:
         return cluster
 
     def all_clusters(self) -> list[Cluster]:
-        return self.store.run(lambda tx: tx.list_clusters())
+        return self._run(lambda tx: tx.list_clusters())
 
     def delete_cluster(self, slug: str) -> None:
         cluster = self.find_cluster(slug)
         if not cluster.deletable:
             raise ValueError(f"The {slug!r} cluster always exists and cannot be deleted")
-        self.store.run(lambda tx: tx.delete_cluster(slug))
+        self._run(lambda tx: tx.delete_cluster(slug))
 
     # -- jobs ----------------------------------------------------------------------------------
     def submit_job(
@@ -202,7 +306,7 @@ class Orchestrator:
             raise ValueError("A job name is required (a non-empty string)")
         if not roots:
             raise ValueError("At least one task must be submitted.")
-        job, outcome = self.store.run(
+        job, outcome = self._run(
             lambda tx: usecases.submit_job(tx, name, roots, self.policy, idempotency_key)
         )
         if self.relay is not None:
@@ -212,18 +316,18 @@ class Orchestrator:
         return job
 
     def retry_job(self, job_id: JobId) -> int:
-        count, outcome = self.store.run(lambda tx: usecases.retry_job(tx, job_id, self.policy))
+        count, outcome = self._run(lambda tx: usecases.retry_job(tx, job_id, self.policy))
         self._after(outcome)
         return count
 
     def cancel_job(self, job_id: JobId) -> JobState:
-        return self.store.run(lambda tx: usecases.cancel_job(tx, job_id))
+        return self._run(lambda tx: usecases.cancel_job(tx, job_id))
 
     def delete_job(self, job_id: JobId) -> bool:
-        return self.store.run(lambda tx: tx.delete_job(job_id))
+        return self._run(lambda tx: tx.delete_job(job_id))
 
     def job_record(self, job_id: JobId) -> JobRecord:
-        job = self.store.run(lambda tx: tx.get_job(job_id))
+        job = self._run(lambda tx: tx.get_job(job_id))
         if job is None:
             raise JobNotFoundError(f"No job with id {job_id}")
         return job
@@ -243,17 +347,17 @@ class Orchestrator:
                 execution_stats=tx.job_stats(job_id),
             )
 
-        return self.store.run(read)
+        return self._run(read)
 
     def query_jobs(self, query: JobQuery) -> list[JobRecord]:
-        return self.store.run(lambda tx: tx.query_jobs(query))
+        return self._run(lambda tx: tx.query_jobs(query))
 
     def iter_tasks(self, job_id: JobId, page_size: int = 1000) -> Iterator[TaskRecord]:
         """Every task of a job, paging through the store lazily."""
         self.job_record(job_id)
         after: TaskId | None = None
         while True:
-            page = self.store.run(
+            page = self._run(
                 lambda tx: tx.job_tasks(job_id, after=after, limit=page_size)  # noqa: B023
             )
             yield from page
@@ -262,20 +366,20 @@ class Orchestrator:
             after = page[-1].id
 
     def task_counts(self, job_id: JobId) -> dict[TaskState, int]:
-        return self.store.run(lambda tx: tx.task_counts(job_id))
+        return self._run(lambda tx: tx.task_counts(job_id))
 
     def get_task(self, task_id: TaskId) -> TaskRecord | None:
-        return self.store.run(lambda tx: tx.get_task(task_id))
+        return self._run(lambda tx: tx.get_task(task_id))
 
     def task_attempts(self, task_id: TaskId) -> list[AttemptRecord]:
-        return self.store.run(lambda tx: tx.task_attempts(task_id))
+        return self._run(lambda tx: tx.task_attempts(task_id))
 
     # -- runners -------------------------------------------------------------------------------
     def claim(
         self, task_id: TaskId, cluster: str, runner_id: str, lease: float
     ) -> ClaimedTask | ClaimRefusal:
         """Claim the task a message names for a runner of ``cluster``, or say why not."""
-        return self.store.run(lambda tx: usecases.claim(tx, task_id, cluster, runner_id, lease))
+        return self._run(lambda tx: usecases.claim(tx, task_id, cluster, runner_id, lease))
 
     def claim_next(
         self,
@@ -290,10 +394,10 @@ class Orchestrator:
                 usecases.refresh_job_state(tx, claimed.job_id)
             return claimed
 
-        return self.store.run(run)
+        return self._run(run)
 
     def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
-        return self.store.run(lambda tx: tx.has_dispatchable(cluster, identifiers))
+        return self._run(lambda tx: tx.has_dispatchable(cluster, identifiers))
 
     def complete(
         self,
@@ -303,7 +407,7 @@ class Orchestrator:
         progress: Mapping[str | None, tuple[int, int]],
     ) -> bool:
         """Record success; False if the attempt was stale (result discarded)."""
-        outcome = self.store.run(
+        outcome = self._run(
             lambda tx: usecases.complete(
                 tx, task.id, task.attempt, subtasks, display, progress, self.policy
             )
@@ -325,7 +429,7 @@ class Orchestrator:
         (``usecases.complete_and_claim``): whether the result was recorded, and the claimed
         task, the claim's refusal or None (nothing named). ``following`` may be called again
         if the transaction is retried."""
-        outcome, claimed = self.store.run(
+        outcome, claimed = self._run(
             lambda tx: usecases.complete_and_claim(
                 tx,
                 task.id,
@@ -353,7 +457,7 @@ class Orchestrator:
         progress: Mapping[str | None, tuple[int, int]] | None = None,
     ) -> bool:
         """Record a failed attempt; False if the attempt was stale."""
-        result = self.store.run(
+        result = self._run(
             lambda tx: usecases.fail_running(
                 tx,
                 task.id,
@@ -369,13 +473,13 @@ class Orchestrator:
         return self._after(result).recorded
 
     def give_back(self, task: ClaimedTask, reason: str) -> bool:
-        result = self.store.run(
+        result = self._run(
             lambda tx: usecases.give_back(tx, task.id, task.attempt, reason, self.policy)
         )
         return self._after(result).recorded
 
     def extend_lease(self, task: ClaimedTask, lease: float) -> bool:
-        expires = self.store.run(lambda tx: tx.extend_lease(task.id, task.attempt, lease))
+        expires = self._run(lambda tx: tx.extend_lease(task.id, task.attempt, lease))
         return expires is not None
 
     def report_live(
@@ -392,41 +496,41 @@ class Orchestrator:
                 ok = tx.set_display(task.id, task.attempt, display) and ok
             return ok
 
-        return self.store.run(run)
+        return self._run(run)
 
     def register_runner(self, info: RunnerInfo) -> None:
-        self.store.run(lambda tx: tx.upsert_runner(info))
+        self._run(lambda tx: tx.upsert_runner(info))
 
     def runner_heartbeat(
         self, runner_id: str, current: TaskId | None, computed: int, failed: int
     ) -> None:
-        self.store.run(lambda tx: tx.runner_heartbeat(runner_id, current, computed, failed))
+        self._run(lambda tx: tx.runner_heartbeat(runner_id, current, computed, failed))
 
     def set_runner_state(self, runner_id: str, state: str) -> None:
-        self.store.run(lambda tx: tx.set_runner_state(runner_id, state))
+        self._run(lambda tx: tx.set_runner_state(runner_id, state))
 
     def mark_silent_runners(self, silent_seconds: float) -> int:
-        return self.store.run(lambda tx: tx.mark_silent_runners(silent_seconds))
+        return self._run(lambda tx: tx.mark_silent_runners(silent_seconds))
 
     def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
-        return self.store.run(lambda tx: tx.list_runners(include_gone))
+        return self._run(lambda tx: tx.list_runners(include_gone))
 
     # -- monitoring (read-only: the web UI, dashboards, metrics) ----------------------------------
     def store_now(self) -> dt.datetime:
         """The store's clock."""
-        return self.store.run(lambda tx: tx.now())
+        return self._run(lambda tx: tx.now())
 
     def count_jobs_by_state(self) -> dict[JobState, int]:
-        return self.store.run(lambda tx: tx.count_jobs_by_state())
+        return self._run(lambda tx: tx.count_jobs_by_state())
 
     def task_counts_by_job(self, job_ids: Sequence[JobId]) -> dict[JobId, dict[TaskState, int]]:
-        return self.store.run(lambda tx: tx.task_counts_by_job(job_ids))
+        return self._run(lambda tx: tx.task_counts_by_job(job_ids))
 
     def queue_stats(self) -> list[QueueStats]:
-        return self.store.run(lambda tx: tx.queue_stats())
+        return self._run(lambda tx: tx.queue_stats())
 
     def recent_failures(self, limit: int = 20) -> list[TaskFailure]:
-        return self.store.run(lambda tx: tx.recent_failures(limit))
+        return self._run(lambda tx: tx.recent_failures(limit))
 
     def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
         """A page of one job's tasks. Raises JobNotFoundError."""
@@ -436,20 +540,20 @@ class Orchestrator:
                 raise JobNotFoundError(f"No job with id {query.job_id}")
             return tx.query_tasks(query)
 
-        return self.store.run(read)
+        return self._run(read)
 
     def children_summary(self, job_id: JobId, parent_id: TaskId | None) -> list[ChildGroup]:
         """Counts per (identifier, state) of a task's children, or of the job's roots."""
-        return self.store.run(lambda tx: tx.children_summary(job_id, parent_id))
+        return self._run(lambda tx: tx.children_summary(job_id, parent_id))
 
     def child_counts(self, task_ids: Sequence[TaskId]) -> dict[TaskId, int]:
-        return self.store.run(lambda tx: tx.child_counts(task_ids))
+        return self._run(lambda tx: tx.child_counts(task_ids))
 
     def attempts_per_minute(self, since: dt.datetime) -> list[AttemptBucket]:
-        return self.store.run(lambda tx: tx.attempts_per_minute(since))
+        return self._run(lambda tx: tx.attempts_per_minute(since))
 
     def ended_attempts(self, since: dt.datetime, until: dt.datetime) -> list[EndedAttempt]:
-        return self.store.run(lambda tx: tx.ended_attempts(since, until))
+        return self._run(lambda tx: tx.ended_attempts(since, until))
 
     def task_counts_by_identifier(self) -> list[IdentifierStateCount]:
-        return self.store.run(lambda tx: tx.task_counts_by_identifier())
+        return self._run(lambda tx: tx.task_counts_by_identifier())

@@ -559,12 +559,16 @@ def give_back(tx: StoreTx, task_id: TaskId, attempt: int, reason: str, policy: P
     )
 
 
-def expire_leases(tx: StoreTx, policy: Policy, limit: int = 500) -> Outcome:
+def expire_leases(tx: StoreTx, policy: Policy, limit: int = 500, overdue: float = 0.0) -> Outcome:
     """Requeue tasks whose lease expired (crashed, hung or cut-off runners), counting a crash;
-    past the crash limit they fail for good. Safe to run from many processes at once."""
+    past the crash limit they fail for good. Safe to run from many processes at once.
+
+    ``overdue``: only leases that expired at least this many seconds ago are taken. After the
+    store was unreachable, the sweeper passes how long (``Orchestrator.expire_leases``): a live
+    holder could not extend meanwhile, so that time must not count against its lease."""
     out = Outcome()
     jobs: set[JobId] = set()
-    for task in tx.expired_leases(limit):
+    for task in tx.expired_leases(limit, overdue):
         error = TaskError(
             "LeaseExpired",
             f"the runner {task.runner_id} stopped extending its lease (crashed, hung or "

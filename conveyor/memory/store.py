@@ -473,11 +473,12 @@ class InMemoryTx:
     def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
         return any(self._t.tasks[i].subtree_failed for i in task_ids if i in self._t.tasks)
 
-    def expired_leases(self, limit: int) -> list[TaskRecord]:
+    def expired_leases(self, limit: int, overdue: float = 0.0) -> list[TaskRecord]:
+        before = self._now - dt.timedelta(seconds=overdue)
         expired = []
         for task_id in self._t.running:
             task = self._t.tasks[task_id]
-            if task.lease_expires is not None and task.lease_expires <= self._now:
+            if task.lease_expires is not None and task.lease_expires <= before:
                 expired.append(dataclasses.replace(task))
                 if len(expired) >= limit:
                     break

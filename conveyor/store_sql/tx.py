@@ -880,16 +880,21 @@ class SqlTx(MonitoringQueries):
             stmt = stmt.with_for_update(key_share=True)
         return any(self._conn.execute(stmt).scalars())
 
-    def expired_leases(self, limit: int) -> list[TaskRecord]:
-        """RUNNING rows past their lease, ``FOR UPDATE SKIP LOCKED`` (sweepers never wait)."""
+    def expired_leases(self, limit: int, overdue: float = 0.0) -> list[TaskRecord]:
+        """RUNNING rows past their lease by ``overdue`` seconds, ``FOR UPDATE SKIP LOCKED``
+        (sweepers never wait)."""
         stmt = (
             select(*TASK_COLUMNS)
-            .where(tasks.c.state == RUNNING, tasks.c.lease_expires <= now_expr(self._pg))
+            .where(
+                tasks.c.state == RUNNING,
+                tasks.c.lease_expires <= later_expr(self._pg, "overdue"),
+            )
             .order_by(tasks.c.lease_expires)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        found = [_task_from(r._mapping) for r in self._conn.execute(stmt, self.times())]
+        params = self.times(overdue=-overdue)
+        found = [_task_from(r._mapping) for r in self._conn.execute(stmt, params)]
         for task in found:
             self._attempts[task.id] = task.attempt
         return found

@@ -454,6 +454,17 @@ class StoreContract:
         found = store.run(lambda tx: tx.expired_leases(10))
         assert [t.id for t in found] == [expired.id]
 
+    def test_expired_leases_can_ask_for_leases_overdue_by_some_seconds(self, store: Store) -> None:
+        long_ago, just_now = spec(), spec()
+        new_job(store, long_ago, just_now)
+        store.run(lambda tx: tx.claim(long_ago.id, "r", -60))  # expired a minute ago
+        store.run(lambda tx: tx.claim(just_now.id, "r", -1))
+        overdue_30 = store.run(lambda tx: tx.expired_leases(10, 30.0))
+        assert [t.id for t in overdue_30] == [long_ago.id]
+        assert store.run(lambda tx: tx.expired_leases(10, 3600.0)) == []
+        found = store.run(lambda tx: tx.expired_leases(10, 0.0))
+        assert sorted(t.id for t in found) == sorted([long_ago.id, just_now.id])
+
     def test_counters_release_dependents_and_decrement_parents(self, store: Store) -> None:
         root = spec()
         new_job(store, root)
