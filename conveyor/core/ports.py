@@ -156,6 +156,8 @@ class StoreTx(Protocol):
         ``attempt += 1``, ``runner_id``, ``started_at = now`` and ``lease_expires = now + lease``,
         records an attempt row (outcome ``running``) and returns the claimed task with its input.
         Returns None otherwise (duplicate message, already claimed, held or canceled job).
+        Runners claim through ``claim_task`` (which also requires their cluster) or
+        ``claim_next``; this primitive is the rule they share.
         """
         ...
 

@@ -214,9 +214,9 @@ def refusal(tx: StoreTx, task_id: TaskId, cluster: str) -> ClaimRefusal:
     """Why a claim of ``task_id`` by a runner of ``cluster`` took nothing, from the task row read
     after the claim in the same transaction (and the job row if the task looks dispatchable).
 
-    The claim rule is not evaluated twice: this only names the first condition that fails, in
-    the order a reader needs (a foreign task is reported as such whatever its state). A task
-    found dispatchable here changed between the claim and the read (``CHANGED``)."""
+    It names the first condition that fails, in the order a reader needs (a foreign task is
+    reported as such whatever its state); it decides nothing, the claim did. A task found
+    dispatchable here changed between the claim and the read (``CHANGED``)."""
     task = tx.get_task(task_id)
     if task is None:
         return ClaimRefusal(task_id, RefusalReason.UNKNOWN_TASK, cluster)
