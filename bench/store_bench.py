@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, text
 from conveyor.core import usecases
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
-from conveyor.core.model import NewTask, RegisteredIdentifier
+from conveyor.core.model import ClaimedTask, NewTask, RegisteredIdentifier
 from conveyor.core.usecases import Policy
 from conveyor.store_sql import SqlStore
 from conveyor.store_sql.engine import mask_url, normalize_url
@@ -79,8 +79,8 @@ def bench_fanout(url: str, width: int) -> float:
     try:
         root = new_spec()
         store.run(lambda tx: usecases.submit_job(tx, "fanout", [root], POLICY))
-        claimed = store.run(lambda tx: usecases.claim(tx, root.id, "bench", 600))
-        assert claimed is not None
+        claimed = store.run(lambda tx: usecases.claim(tx, root.id, "default", "bench", 600))
+        assert isinstance(claimed, ClaimedTask), claimed
         subtasks = [new_spec() for _ in range(width)]
         started = time.perf_counter()
         outcome = store.run(
@@ -127,7 +127,10 @@ def _cycle_worker(
         t0 = time.perf_counter()
         if mode == "claim":
             task_id = ids[i]
-            claimed = store.run(lambda tx, task_id=task_id: usecases.claim(tx, task_id, runner, 60))
+            won = store.run(
+                lambda tx, task_id=task_id: usecases.claim(tx, task_id, "default", runner, 60)
+            )
+            claimed = won if isinstance(won, ClaimedTask) else None
         else:
 
             def claim_next(tx: object) -> object:
