@@ -31,7 +31,7 @@ def test_poison_messages_are_dead_lettered_or_dropped_with_one_log_line_each(
     pika_channel: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="conveyor")
+    caplog.set_level(logging.INFO, logger="conveyor")  # what `conveyor worker -v` shows
     log = journal()
     broker = make_broker()
     harness = Harness(broker)
@@ -49,6 +49,8 @@ def test_poison_messages_are_dead_lettered_or_dropped_with_one_log_line_each(
         ),
         (body(task_id=str(unknown)), good_headers),
         (body(task_id=str(mismatched)), {**good_headers, "x-conveyor-name": "it.Other"}),
+        (body(task_id=str(uuid.uuid4()), pad="x" * 100_000), good_headers),
+        (body(task_id=str(uuid.uuid4())), {**good_headers, "x-conveyor-name": b"\xff\xfeQuick"}),
     ]
     try:
         # Given: a runner consuming it.Quick@v1.0
@@ -65,8 +67,8 @@ def test_poison_messages_are_dead_lettered_or_dropped_with_one_log_line_each(
                 pika.BasicProperties(headers=headers, delivery_mode=2),
             )
 
-        # Then: four are dead-lettered, two dropped by the runner, none left in the queue
-        assert wait_until(lambda: queue_depth(pika_channel, dead) == 4, 10)
+        # Then: six are dead-lettered, two dropped by the runner, none left in the queue
+        assert wait_until(lambda: queue_depth(pika_channel, dead) == 6, 10)
         assert wait_until(lambda: queue_depth(pika_channel, spec.name) == 0, 10)
         time.sleep(1.0)  # nothing loops: no further deliveries or log lines appear
 
@@ -80,14 +82,21 @@ def test_poison_messages_are_dead_lettered_or_dropped_with_one_log_line_each(
 
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("conveyor")]
     dead_lettered = [m for m in messages if m.startswith("dead-lettered a message")]
-    assert len(dead_lettered) == 4, messages
-    for reason in ("not valid JSON", "no task_id", "is not a UUID", "identifier is invalid"):
+    assert len(dead_lettered) == 6, messages
+    for reason in (
+        "not valid JSON",
+        "no task_id",
+        "is not a UUID",
+        "identifier is invalid",
+        "more than a dispatch message's",
+        "header is not UTF-8 text",
+    ):
         assert sum(reason in m for m in dead_lettered) == 1, (reason, dead_lettered)
-    assert sum(str(unknown) in m and "not dispatchable" in m for m in messages) == 1
+    assert sum(str(unknown) in m and "no such task" in m for m in messages) == 1
     assert sum(str(unknown) in m for m in messages) == 1
     assert sum(str(mismatched) in m and "not registered" in m for m in messages) == 1
     assert sum(str(mismatched) in m for m in messages) == 1
-    assert broker.stats.dead_lettered == 4
+    assert broker.stats.dead_lettered == 6
 
     # the dead letters keep their body and say why and where they came from
     _method, properties, first = pika_channel.basic_get(dead, auto_ack=True)
