@@ -7,6 +7,11 @@ written here, against every adapter.
 The store is a set of transactional primitives rather than a repository of aggregates: the rules
 live in :mod:`conveyor.core.usecases`, and every primitive is one SQL statement (or one bulk
 statement) in the SQL adapter, so a completion costs O(changed rows) even in a job of 10^6 tasks.
+``StoreTx`` is a composition of narrow parts (``tx.tasks``, ``tx.claims``, ``tx.outbox``, …), each
+its own Protocol with its own contract suite; ``tx.reads`` is the read-only monitoring port.
+
+This module is longer than most because it is the contract: every sentence of every docstring is
+a rule the adapters are tested against, and the ports read best side by side.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class FinishedTask:
-    """What :meth:`StoreTx.finish_computed` changed besides the task itself."""
+    """What :meth:`Claims.finish_computed` changed besides the task itself."""
 
     job_id: JobId
     #: The parent after its ``open_children`` was decremented; None for a root task.
@@ -60,19 +65,9 @@ class FinishedTask:
     facts: JobFacts
 
 
-class StoreTx(Protocol):
-    """One transaction of the state store.
+class ClusterRows(Protocol):
+    """Clusters: the isolation boundary of runners (a runner claims only its cluster's tasks)."""
 
-    Everything done through one ``StoreTx`` commits together or not at all. Writes a runner makes
-    about a task are *fenced*: they name the attempt they belong to and change nothing when the
-    task's current attempt or state differs (a zombie runner's late write is a no-op).
-    """
-
-    def now(self) -> dt.datetime:
-        """The store's clock (timezone-aware UTC). Leases are computed from it, never a runner's."""
-        ...
-
-    # -- clusters ------------------------------------------------------------------------------
     def get_cluster(self, slug: str) -> Cluster | None:
         """The cluster with this slug, or None."""
         ...
@@ -89,7 +84,10 @@ class StoreTx(Protocol):
         """Delete a deletable cluster; False if it did not exist."""
         ...
 
-    # -- jobs ----------------------------------------------------------------------------------
+
+class JobRows(Protocol):
+    """Job rows: submission, the job's derived state and its facts, paged listing, deletion."""
+
     def insert_job(self, job: JobRecord) -> None:
         """Create a job. Raises AlreadyExistsError if its idempotency key is taken."""
         ...
@@ -125,7 +123,13 @@ class StoreTx(Protocol):
         """Delete a job with all its tasks, dependencies, attempts and progress."""
         ...
 
-    # -- tasks ---------------------------------------------------------------------------------
+
+class TaskRows(Protocol):
+    """Task rows and the per-task primitives the use cases compose (the tree and dependency
+    bookkeeping, fenced runner writes, lease sweeps).
+
+    The fused fast paths that combine several of these in one step live in :class:`Claims`."""
+
     def insert_tasks(self, tasks: Sequence[TaskRecord]) -> None:
         """Insert fully formed task rows and their dependency edges, in bulk."""
         ...
@@ -147,6 +151,63 @@ class StoreTx(Protocol):
     ) -> list[TaskRecord]:
         """A job's tasks ordered by id (creation order), keyset-paginated."""
         ...
+
+    def extend_lease(
+        self, task_id: TaskId, attempt: int, lease_seconds: float
+    ) -> dt.datetime | None:
+        """Fenced: push the lease to ``now + lease``; the new expiry, or None if the guard fails."""
+        ...
+
+    def set_display(self, task_id: TaskId, attempt: int, display: str) -> bool:
+        """Fenced: update a running task's display."""
+        ...
+
+    def decrement_open_children(self, task_id: TaskId) -> TaskRecord:
+        """Atomically ``open_children -= 1`` on a task and return the updated row."""
+        ...
+
+    def mark_complete(self, task_id: TaskId) -> bool:
+        """Set ``complete``; False (and no change) if it already was."""
+        ...
+
+    def release_dependents(self, task_id: TaskId, publish_lease: float | None) -> list[TaskRecord]:
+        """Atomically ``deps_open -= 1`` on every task depending on ``task_id``. Returns those now
+        ready (QUEUED, ``deps_open == 0``); unless ``publish_lease`` is None they are marked
+        publish-pending with ``publish_after = now + publish_lease``."""
+        ...
+
+    def queued_descendants(self, task_id: TaskId) -> list[TaskId]:
+        """Ids of every QUEUED task in the subtree below ``task_id`` (not the task itself)."""
+        ...
+
+    def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
+        """Whether any of these (optional boundary) tasks has ``subtree_failed`` set.
+
+        A SQL adapter locks the boundary rows, so subtasks are never created QUEUED under a
+        boundary that a concurrent transaction is failing."""
+        ...
+
+    def requeue_failed_tasks(self, job_id: JobId) -> int:
+        """Job retry: every FAILED task of the job back to QUEUED with ``retry_count``,
+        ``crash_count`` and ``system_requeues`` reset and no error. Returns how many."""
+        ...
+
+    def task_counts(self, job_id: JobId) -> dict[TaskState, int]:
+        """Number of tasks per state (only states that occur)."""
+        ...
+
+    def expired_leases(self, limit: int, overdue: float = 0.0) -> list[TaskRecord]:
+        """RUNNING tasks whose lease expired at least ``overdue`` seconds before now, locked;
+        rows another transaction already locked are skipped (several sweepers never block each
+        other)."""
+        ...
+
+
+class Claims(Protocol):
+    """Taking a task for a runner and recording the commonest success, each in one step.
+
+    These are the hot path: a SQL adapter writes each as one statement (or one round trip), so
+    they are a part of their own rather than compositions of :class:`TaskRows` primitives."""
 
     def claim(self, task_id: TaskId, runner_id: str, lease_seconds: float) -> ClaimedTask | None:
         """Claim one task for a runner, atomically.
@@ -206,7 +267,7 @@ class StoreTx(Protocol):
         """Fenced: record a successful attempt that created no subtasks, in one step.
 
         Only if the task is RUNNING at ``attempt``; otherwise None and nothing changes. Then,
-        exactly as the finer primitives would:
+        exactly as the finer primitives of :class:`TaskRows` and :class:`Attempts` would:
 
         * the task becomes COMPUTED with ``stopped_at = now``, no lease, no error,
           ``open_children = 0`` and ``display`` replaced unless it is None, and its attempt row
@@ -222,51 +283,12 @@ class StoreTx(Protocol):
         trip for the job's facts, instead of the dozen statements of the finer primitives."""
         ...
 
-    def extend_lease(
-        self, task_id: TaskId, attempt: int, lease_seconds: float
-    ) -> dt.datetime | None:
-        """Fenced: push the lease to ``now + lease``; the new expiry, or None if the guard fails."""
-        ...
 
-    def set_display(self, task_id: TaskId, attempt: int, display: str) -> bool:
-        """Fenced: update a running task's display."""
-        ...
+class Outbox(Protocol):
+    """The transactional outbox: which tasks still need a dispatch message published.
 
-    def decrement_open_children(self, task_id: TaskId) -> TaskRecord:
-        """Atomically ``open_children -= 1`` on a task and return the updated row."""
-        ...
-
-    def mark_complete(self, task_id: TaskId) -> bool:
-        """Set ``complete``; False (and no change) if it already was."""
-        ...
-
-    def release_dependents(self, task_id: TaskId, publish_lease: float | None) -> list[TaskRecord]:
-        """Atomically ``deps_open -= 1`` on every task depending on ``task_id``. Returns those now
-        ready (QUEUED, ``deps_open == 0``); unless ``publish_lease`` is None they are marked
-        publish-pending with ``publish_after = now + publish_lease``."""
-        ...
-
-    def queued_descendants(self, task_id: TaskId) -> list[TaskId]:
-        """Ids of every QUEUED task in the subtree below ``task_id`` (not the task itself)."""
-        ...
-
-    def any_subtree_failed(self, task_ids: Sequence[TaskId]) -> bool:
-        """Whether any of these (optional boundary) tasks has ``subtree_failed`` set.
-
-        A SQL adapter locks the boundary rows, so subtasks are never created QUEUED under a
-        boundary that a concurrent transaction is failing."""
-        ...
-
-    def expired_leases(self, limit: int, overdue: float = 0.0) -> list[TaskRecord]:
-        """RUNNING tasks whose lease expired at least ``overdue`` seconds before now, locked;
-        rows another transaction already locked are skipped (several sweepers never block each
-        other)."""
-        ...
-
-    def requeue_failed_tasks(self, job_id: JobId) -> int:
-        """Job retry: every FAILED task of the job back to QUEUED with ``retry_count``,
-        ``crash_count`` and ``system_requeues`` reset and no error. Returns how many."""
-        ...
+    The store is the truth and the broker only a doorbell, so a message is marked pending in
+    the same transaction that makes its task ready, and published after commit."""
 
     def republish_ready(self, job_id: JobId, lease_seconds: float) -> list[DispatchMessage]:
         """Mark every ready QUEUED task of the job publish-pending with a publish lease and
@@ -286,7 +308,11 @@ class StoreTx(Protocol):
         now + lease``) and return their messages. Locked rows are skipped."""
         ...
 
-    # -- attempts and progress ------------------------------------------------------------------
+
+class Attempts(Protocol):
+    """Attempt rows (one per claim), per-attempt progress and the execution statistics
+    derived from them."""
+
     def end_attempt(
         self, task_id: TaskId, attempt: int, outcome: str, error: TaskError | None
     ) -> None:
@@ -309,15 +335,14 @@ class StoreTx(Protocol):
         """Per label, the sum over the job's tasks of each task's latest attempt, sorted."""
         ...
 
-    def task_counts(self, job_id: JobId) -> dict[TaskState, int]:
-        """Number of tasks per state (only states that occur)."""
-        ...
-
     def job_stats(self, job_id: JobId) -> ExecutionStats:
         """Execution statistics of a job (first start, last stop, compute time, parallelism)."""
         ...
 
-    # -- runners -------------------------------------------------------------------------------
+
+class RunnerRows(Protocol):
+    """Registered runners: registration, heartbeats, state and the silent-runner sweep."""
+
     def upsert_runner(self, runner: RunnerInfo) -> None:
         """Register a runner (or refresh its row), ``last_seen = now``."""
         ...
@@ -340,7 +365,14 @@ class StoreTx(Protocol):
         """Registered runners, most recently seen first."""
         ...
 
-    # -- monitoring queries (read-only: dashboards, the web UI, metrics) ------------------------
+
+class MonitoringReads(Protocol):
+    """The read-only port for dashboards, the web UI and metrics.
+
+    Nothing here writes, and no command depends on it: these queries may scan and aggregate,
+    and a change to them cannot change what the orchestrator does. They are served to callers
+    by :class:`conveyor.core.reads.ReadService`."""
+
     def count_jobs_by_state(self) -> dict[JobState, int]:
         """Number of jobs per state over every job (only states that occur)."""
         ...
@@ -389,6 +421,49 @@ class StoreTx(Protocol):
     def task_counts_by_identifier(self) -> list[IdentifierStateCount]:
         """Number of tasks per (identifier, state) over every job; sorted."""
         ...
+
+
+class StoreTx(Protocol):
+    """One transaction of the state store, as a composition of narrow parts.
+
+    Everything done through one ``StoreTx`` commits together or not at all, whichever parts it
+    goes through. Writes a runner makes about a task are *fenced*: they name the attempt they
+    belong to and change nothing when the task's current attempt or state differs (a zombie
+    runner's late write is a no-op).
+
+    A use case asks for the part it needs by name (``tx.tasks.get_task(...)``), so a reader sees
+    what a use case touches, and each part has its own contract suite run against every adapter.
+    The parts are read-only properties so an adapter may hold them as plain attributes or build
+    them lazily.
+    """
+
+    def now(self) -> dt.datetime:
+        """The store's clock (timezone-aware UTC). Leases are computed from it, never a runner's."""
+        ...
+
+    @property
+    def clusters(self) -> ClusterRows: ...
+
+    @property
+    def jobs(self) -> JobRows: ...
+
+    @property
+    def tasks(self) -> TaskRows: ...
+
+    @property
+    def claims(self) -> Claims: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def attempts(self) -> Attempts: ...
+
+    @property
+    def runners(self) -> RunnerRows: ...
+
+    @property
+    def reads(self) -> MonitoringReads: ...
 
 
 class Store(Protocol):
