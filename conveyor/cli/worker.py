@@ -20,6 +20,7 @@ from conveyor.cli._app import App, pass_app
 from conveyor.cli._imports import load_tasks
 from conveyor.core.monitor import Monitor, MonitorSettings
 from conveyor.core.runner import RunnerSettings
+from conveyor.process import STOP_SIGNALS
 from conveyor.urls import mask_url
 
 log = logging.getLogger("conveyor.worker")
@@ -155,31 +156,58 @@ def _child_command() -> list[str]:
 
 
 def _supervise(app: App, count: int, grace: float) -> int:
-    """Run ``count`` runner processes; restart any that crash; stop them all on a signal."""
+    """Run ``count`` runner processes; restart any that crash; stop them all on a signal.
+
+    Returns 0 once every child exited after a signal. A crashed child is restarted at once if it
+    lived ``MIN_HEALTHY_SECONDS``, else after a back-off that doubles up to 30 s. The back-off is
+    a deadline in the loop, not a sleep: other children are still watched meanwhile, and a
+    signal cancels every restart still due (a child started after the signal would never get
+    it, and the supervisor would wait for it until a second signal). Signals are blocked while a
+    child is started, so one that arrives then is handled once the child is known and reaches
+    it too. (The handler sets a plain counter: a ``threading.Event`` set from a signal handler
+    can deadlock against the main thread holding its lock.)
+    """
     command = _child_command()
     env = {**os.environ, "CONVEYOR_SUPERVISED": "1"}
     children: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+    restarts: dict[int, float] = {}  # slot -> monotonic time its restart is due
+    backoff: dict[int, float] = {}
     stopping = {"signals": 0}
 
     def start(slot: int) -> None:
-        proc = subprocess.Popen(command, env=env)
-        children[slot] = (proc, time.monotonic())
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            if stopping["signals"]:
+                return
+            proc = subprocess.Popen(command, env=env)
+            children[slot] = (proc, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         log.info("started runner process %d (pid %d)", slot, proc.pid)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping["signals"] += 1
+        again = stopping["signals"] > 1
+        restarts.clear()
+        log.info(
+            "signal %d: stopping %d runner processes%s",
+            signum,
+            len(children),
+            " now (SIGKILL)" if again else "",
+        )
         for proc, _ in children.values():
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGKILL if stopping["signals"] > 1 else signal.SIGTERM)
+                proc.send_signal(signal.SIGKILL if again else signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     app.err.print(f"[bold]conveyor worker[/] supervising {count} runner processes")
     for slot in range(count):
         start(slot)
-    backoff: dict[int, float] = {}
-    while children:
-        time.sleep(0.2)
+    while children or restarts:
+        now = time.monotonic()
+        due_first = min(restarts.values(), default=now + 0.2)  # C-level: no handler runs inside
+        time.sleep(min(max(due_first - now, 0.0), 0.2))
         for slot, (proc, started) in list(children.items()):
             code = proc.poll()
             if code is None:
@@ -196,8 +224,14 @@ def _supervise(app: App, count: int, grace: float) -> int:
                 + (f" in {delay:.1f}s" if delay else "")
                 + "[/]"
             )
-            time.sleep(delay)
-            start(slot)
+            restarts[slot] = time.monotonic() + delay
+        for slot, due in list(restarts.items()):
+            if stopping["signals"]:
+                restarts.clear()  # one scheduled before the handler ran: never started
+                break
+            if time.monotonic() >= due:
+                restarts.pop(slot, None)  # the handler may have cleared it meanwhile
+                start(slot)
     return 0
 
 
