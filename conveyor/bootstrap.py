@@ -8,6 +8,7 @@ names it (password masked) instead of somewhere deep in a runner.
 from __future__ import annotations
 
 from conveyor.config import Settings
+from conveyor.core.errors import ConfigurationError as ConfigurationError  # the tree's
 from conveyor.core.ports import Broker, Store
 from conveyor.core.service import Orchestrator
 from conveyor.core.usecases import Policy
@@ -16,10 +17,6 @@ from conveyor.urls import redact
 
 STORE_SCHEMES = ("postgresql", "sqlite", "memory")
 BROKER_SCHEMES = ("amqp", "amqps", "none", "memory")
-
-
-class ConfigurationError(ValueError):
-    """A URL or setting that cannot work; the message says what and how to fix it."""
 
 
 def _scheme(url: str, what: str, supported: tuple[str, ...]) -> str:

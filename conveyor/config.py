@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
+from conveyor.core.errors import SettingsError as SettingsError  # defined with the tree
 from conveyor.urls import mask_url
 
 #: Prefix of every setting's environment variable (matched case-insensitively).
@@ -35,11 +36,6 @@ QUEUE_TYPES: tuple[str, ...] = get_args(QueueType)
 _UNSET: Any = object()
 
 _Number = TypeVar("_Number", int, float)
-
-
-class SettingsError(ValueError):
-    """An invalid setting. The message is one line naming each bad environment variable (or
-    keyword argument) and its value, so the CLI can print it as is."""
 
 
 def default_home() -> Path:

@@ -22,14 +22,12 @@ from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
+from conveyor.core.errors import InputDecodeError as InputDecodeError  # re-exported
+
 T = TypeVar("T")
 
 #: Field metadata key that keeps a field out of the serialised input (Tilebox's name).
 SKIP_SERIALIZATION = "skip_serialization"
-
-
-class InputDecodeError(ValueError):
-    """A task's stored input does not fit the task class's fields."""
 
 
 def serialized_fields(cls: type) -> list[dataclasses.Field[Any]]:
