@@ -5,12 +5,16 @@ what changed:
 
 * :class:`ThroughputTracker` caches per-minute attempt counts of closed minutes; a refresh
   reads the attempts that ended in the last two minutes only.
-* :class:`MetricsCollector` keeps the task duration histogram as cumulative counters (as
-  Prometheus expects): each scrape adds the attempts that ended since the previous one
-  (a few seconds behind now, so transactions still committing are not missed). Counters
-  start when the UI starts; ``rate()``/``histogram_quantile()`` handle restarts.
-  The tasks-per-state gauge is a full aggregate over the tasks table, so it is refreshed at
-  most every ``task_counts_ttl`` seconds.
+* :class:`ConveyorCollector` is a prometheus-client custom collector over the read port: each
+  scrape builds its metric families from a few aggregate reads. It keeps the task duration
+  histogram as cumulative counters (as Prometheus expects): each scrape adds the attempts that
+  ended since the previous one (a few seconds behind now, so transactions still committing
+  are not missed). Counters start when the UI starts; ``rate()``/``histogram_quantile()``
+  handle restarts. The tasks-per-state gauge is a full aggregate over the tasks table, so it
+  is refreshed at most every ``task_counts_ttl`` seconds.
+* :class:`MetricsCollector` owns one ``CollectorRegistry`` per app (no global registry, so
+  two apps in one process, as in the tests, never share metrics) and renders it with
+  prometheus-client's text exposition (format 0.0.4).
 
 Queue depth (``conveyor_queue_depth``) counts dispatchable tasks per cluster, name and version:
 the signal to scale runners on (e.g. a KEDA Prometheus scaler). A queue once seen keeps being
@@ -24,12 +28,17 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from conveyor.core.identifiers import TaskIdentifier
-from conveyor.core.model import RunnerInfo
-from conveyor.core.service import Orchestrator
-from conveyor.core.views import IdentifierStateCount, QueueStats
+from conveyor.core.model import Cluster, JobState, RunnerInfo
+from conveyor.core.views import AttemptBucket, EndedAttempt, IdentifierStateCount, QueueStats
 
 #: Upper bounds (seconds) of the duration histogram's buckets.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -58,6 +67,30 @@ SETTLE = dt.timedelta(seconds=2)
 FAILED_OUTCOMES = frozenset({"failed", "timeout", "expired"})
 
 
+class ThroughputReads(Protocol):
+    """The one read :class:`ThroughputTracker` makes (a ``ReadService`` has it)."""
+
+    def attempts_per_minute(self, since: dt.datetime) -> list[AttemptBucket]: ...
+
+
+class MetricsReads(Protocol):
+    """Exactly the reads a scrape makes: the collector needs nothing else of the read port."""
+
+    def store_now(self) -> dt.datetime: ...
+
+    def count_jobs_by_state(self) -> dict[JobState, int]: ...
+
+    def queue_stats(self) -> list[QueueStats]: ...
+
+    def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]: ...
+
+    def all_clusters(self) -> list[Cluster]: ...
+
+    def ended_attempts(self, since: dt.datetime, until: dt.datetime) -> list[EndedAttempt]: ...
+
+    def task_counts_by_identifier(self) -> list[IdentifierStateCount]: ...
+
+
 def minute_of(moment: dt.datetime) -> dt.datetime:
     return moment.replace(second=0, microsecond=0)
 
@@ -72,7 +105,9 @@ class ThroughputTracker:
         #: Minutes before this one are final in the cache.
         self._final_before: dt.datetime | None = None
 
-    def refresh(self, service: Orchestrator, now: dt.datetime) -> dict[dt.datetime, dict[str, int]]:
+    def refresh(
+        self, reads: ThroughputReads, now: dt.datetime
+    ) -> dict[dt.datetime, dict[str, int]]:
         current = minute_of(now)
         oldest = current - dt.timedelta(minutes=self.window - 1)
         with self._lock:
@@ -80,7 +115,7 @@ class ThroughputTracker:
             if self._final_before is not None and self._final_before > oldest:
                 since = self._final_before
             fresh: dict[dt.datetime, dict[str, int]] = defaultdict(dict)
-            for bucket in service.attempts_per_minute(since):
+            for bucket in reads.attempts_per_minute(since):
                 fresh[bucket.minute][bucket.outcome] = bucket.count
             for minute in [m for m in self._buckets if m >= since or m < oldest]:
                 del self._buckets[minute]
@@ -90,11 +125,11 @@ class ThroughputTracker:
             return dict(self._buckets)
 
     def points(
-        self, service: Orchestrator, now: dt.datetime, minutes: int
+        self, reads: ThroughputReads, now: dt.datetime, minutes: int
     ) -> tuple[list[tuple[dt.datetime, int, int, int]], float]:
         """``minutes`` points (minute, computed, failed, other), oldest first, and the rate of
         attempts ended per second over the current and the previous minute."""
-        buckets = self.refresh(service, now)
+        buckets = self.refresh(reads, now)
         current = minute_of(now)
         points = []
         for i in range(minutes - 1, -1, -1):
@@ -122,26 +157,9 @@ def consumers_of(queue: QueueStats, runners: Sequence[RunnerInfo]) -> int:
     )
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(**labels: str) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return "{" + inner + "}"
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
 class _Histogram:
+    """Cumulative bucket counts of one (name, outcome) series."""
+
     def __init__(self) -> None:
         self.buckets = [0] * len(DURATION_BUCKETS)
         self.count = 0
@@ -154,12 +172,73 @@ class _Histogram:
             if seconds <= bound:
                 self.buckets[i] += 1
 
+    def samples(self) -> list[tuple[str, float]]:
+        """``(le, cumulative count)`` pairs, ``+Inf`` last, as HistogramMetricFamily wants."""
+        pairs: list[tuple[str, float]] = [
+            (_bound(b), n) for b, n in zip(DURATION_BUCKETS, self.buckets, strict=True)
+        ]
+        pairs.append(("+Inf", self.count))
+        return pairs
 
-class MetricsCollector:
-    """Builds the text exposition (format 0.0.4) of conveyor's metrics."""
 
-    def __init__(self, service: Orchestrator, task_counts_ttl: float = 15.0) -> None:
-        self.service = service
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True)
+class _Families:
+    """Empty families, one per metric: names, kinds and help texts in one place."""
+
+    jobs: GaugeMetricFamily
+    tasks: GaugeMetricFamily
+    depth: GaugeMetricFamily
+    running: GaugeMetricFamily
+    consumers: GaugeMetricFamily
+    online: GaugeMetricFamily
+    durations: HistogramMetricFamily
+
+    @classmethod
+    def empty(cls, task_counts_ttl: float) -> _Families:
+        queue = ["cluster", "name", "version"]
+        return cls(
+            jobs=GaugeMetricFamily("conveyor_jobs", "Jobs per state.", labels=["state"]),
+            tasks=GaugeMetricFamily(
+                "conveyor_tasks",
+                f"Tasks per state and identifier (refreshed every {task_counts_ttl:g} s).",
+                labels=["state", "name", "version"],
+            ),
+            depth=GaugeMetricFamily(
+                "conveyor_queue_depth",
+                "Dispatchable tasks (ready, job active) per cluster, name and version.",
+                labels=queue,
+            ),
+            running=GaugeMetricFamily(
+                "conveyor_tasks_running", "Running tasks per queue.", labels=queue
+            ),
+            consumers=GaugeMetricFamily(
+                "conveyor_queue_consumers",
+                "Online runners able to run a queue's tasks.",
+                labels=queue,
+            ),
+            online=GaugeMetricFamily(
+                "conveyor_runners_online", "Runners online per cluster.", labels=["cluster"]
+            ),
+            durations=HistogramMetricFamily(
+                "conveyor_task_duration_seconds",
+                "Duration of task attempts that ended since the UI started, by name and outcome.",
+                labels=["name", "outcome"],
+            ),
+        )
+
+    def all(self) -> list[Metric]:
+        return [getattr(self, field.name) for field in fields(self)]
+
+
+class ConveyorCollector(Collector):
+    """A prometheus-client custom collector: every scrape reads the store through ``reads``."""
+
+    def __init__(self, reads: MetricsReads, task_counts_ttl: float = 15.0) -> None:
+        self.reads = reads
         self.task_counts_ttl = task_counts_ttl
         self._lock = threading.Lock()
         self._histograms: dict[tuple[str, str], _Histogram] = {}
@@ -172,7 +251,11 @@ class MetricsCollector:
         """Count attempts that end from now on."""
         with self._lock:
             if self._watermark is None:
-                self._watermark = self.service.store_now() - SETTLE
+                self._watermark = self.reads.store_now() - SETTLE
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: registering reads nothing from the store."""
+        yield from _Families.empty(self.task_counts_ttl).all()
 
     def _observe_durations(self, now: dt.datetime) -> None:
         if self._watermark is None:
@@ -181,7 +264,7 @@ class MetricsCollector:
         until = now - SETTLE
         if until <= self._watermark:
             return
-        for ended in self.service.ended_attempts(self._watermark, until):
+        for ended in self.reads.ended_attempts(self._watermark, until):
             key = (ended.identifier.name, ended.outcome)
             histogram = self._histograms.get(key)
             if histogram is None:
@@ -191,105 +274,59 @@ class MetricsCollector:
 
     def _counts(self) -> list[IdentifierStateCount]:
         if time.monotonic() - self._task_counts_at >= self.task_counts_ttl:
-            self._task_counts = self.service.task_counts_by_identifier()
+            self._task_counts = self.reads.task_counts_by_identifier()
             self._task_counts_at = time.monotonic()
         return self._task_counts
 
-    def render(self) -> str:
+    def collect(self) -> Iterator[Metric]:
         with self._lock:
-            service = self.service
-            now = service.store_now()
-            self._observe_durations(now)
-            jobs = service.count_jobs_by_state()
-            queues = service.queue_stats()
-            runners = service.list_runners()
-            clusters = [c.slug for c in service.all_clusters()]
-            counts = self._counts()
-            lines: list[str] = []
+            families = self._collect()
+        yield from families
 
-            def family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
-                lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} {kind}")
-                lines.extend(samples)
+    def _collect(self) -> list[Metric]:
+        reads = self.reads
+        self._observe_durations(reads.store_now())
+        jobs = reads.count_jobs_by_state()
+        queues = reads.queue_stats()
+        runners = reads.list_runners()
+        clusters = [c.slug for c in reads.all_clusters()]
+        counts = self._counts()
+        f = _Families.empty(self.task_counts_ttl)
+        for state in sorted(jobs, key=str):
+            f.jobs.add_metric([state.value], jobs.get(state, 0))
+        for c in counts:
+            f.tasks.add_metric([c.state.value, c.identifier.name, c.identifier.version], c.count)
+        by_queue = {(q.cluster, q.identifier): q for q in queues}
+        self._known_queues.update(by_queue)
+        for cluster, ident in sorted(self._known_queues):
+            queue = by_queue.get((cluster, ident), QueueStats(cluster, ident, 0, 0))
+            labels = [cluster, ident.name, ident.version]
+            f.depth.add_metric(labels, queue.ready)
+            f.running.add_metric(labels, queue.running)
+            f.consumers.add_metric(labels, consumers_of(queue, runners))
+        online: dict[str, int] = dict.fromkeys(clusters, 0)
+        for r in runners:
+            if r.state == "online":
+                online[r.cluster] = online.get(r.cluster, 0) + 1
+        for cluster, n in sorted(online.items()):
+            f.online.add_metric([cluster], n)
+        for (name, outcome), hist in sorted(self._histograms.items()):
+            f.durations.add_metric([name, outcome], hist.samples(), hist.sum)
+        return f.all()
 
-            family(
-                "conveyor_jobs",
-                "gauge",
-                "Jobs per state.",
-                (
-                    f"conveyor_jobs{_labels(state=s.value)} {jobs.get(s, 0)}"
-                    for s in sorted(jobs, key=str)
-                ),
-            )
-            family(
-                "conveyor_tasks",
-                "gauge",
-                f"Tasks per state and identifier (refreshed every {self.task_counts_ttl:g} s).",
-                (
-                    "conveyor_tasks"
-                    + _labels(
-                        state=c.state.value, name=c.identifier.name, version=c.identifier.version
-                    )
-                    + f" {c.count}"
-                    for c in counts
-                ),
-            )
-            by_queue = {(q.cluster, q.identifier): q for q in queues}
-            self._known_queues.update(by_queue)
-            depth, running, consumers = [], [], []
-            for cluster, ident in sorted(self._known_queues):
-                queue = by_queue.get((cluster, ident), QueueStats(cluster, ident, 0, 0))
-                labels = _labels(cluster=cluster, name=ident.name, version=ident.version)
-                depth.append(f"conveyor_queue_depth{labels} {queue.ready}")
-                running.append(f"conveyor_tasks_running{labels} {queue.running}")
-                consumers.append(f"conveyor_queue_consumers{labels} {consumers_of(queue, runners)}")
-            family(
-                "conveyor_queue_depth",
-                "gauge",
-                "Dispatchable tasks (ready, job active) per cluster, name and version.",
-                depth,
-            )
-            family("conveyor_tasks_running", "gauge", "Running tasks per queue.", running)
-            family(
-                "conveyor_queue_consumers",
-                "gauge",
-                "Online runners able to run a queue's tasks.",
-                consumers,
-            )
-            online: dict[str, int] = dict.fromkeys(clusters, 0)
-            for r in runners:
-                if r.state == "online":
-                    online[r.cluster] = online.get(r.cluster, 0) + 1
-            family(
-                "conveyor_runners_online",
-                "gauge",
-                "Runners online per cluster.",
-                (
-                    f"conveyor_runners_online{_labels(cluster=c)} {n}"
-                    for c, n in sorted(online.items())
-                ),
-            )
-            samples: list[str] = []
-            for (name, outcome), hist in sorted(self._histograms.items()):
-                for bound, n in zip(DURATION_BUCKETS, hist.buckets, strict=True):
-                    le = _number(bound)
-                    samples.append(
-                        "conveyor_task_duration_seconds_bucket"
-                        + _labels(name=name, outcome=outcome, le=le)
-                        + f" {n}"
-                    )
-                base = _labels(name=name, outcome=outcome)
-                samples.append(
-                    "conveyor_task_duration_seconds_bucket"
-                    + _labels(name=name, outcome=outcome, le="+Inf")
-                    + f" {hist.count}"
-                )
-                samples.append(f"conveyor_task_duration_seconds_sum{base} {_number(hist.sum)}")
-                samples.append(f"conveyor_task_duration_seconds_count{base} {hist.count}")
-            family(
-                "conveyor_task_duration_seconds",
-                "histogram",
-                "Duration of task attempts that ended since the UI started, by name and outcome.",
-                samples,
-            )
-            return "\n".join(lines) + "\n"
+
+class MetricsCollector:
+    """The app's ``/metrics``: a :class:`ConveyorCollector` in a registry of its own."""
+
+    def __init__(self, reads: MetricsReads, task_counts_ttl: float = 15.0) -> None:
+        self.collector = ConveyorCollector(reads, task_counts_ttl)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+
+    def start(self) -> None:
+        """Count attempts that end from now on."""
+        self.collector.start()
+
+    def render(self) -> str:
+        """The text exposition (format 0.0.4) of every conveyor metric."""
+        return generate_latest(self.registry).decode("utf-8")

@@ -4,7 +4,6 @@ paths, and bad ids / bad filters answered with a 4xx and a message that says wha
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 import uuid
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from conveyor import JobState
 from conveyor.core.identifiers import TaskIdentifier
 from conveyor.core.model import RunnerInfo
-from conveyor.web import graph, metrics
+from conveyor.web import graph
 from tests.web.conftest import World, run_all
 
 UNKNOWN = "01a2241b-0000-7000-8000-000000000000"
@@ -391,43 +390,7 @@ def test_clusters_show_queue_depth_and_consumers(fresh: World) -> None:
     assert dashboard["runners_online"] == 1 and dashboard["runners_by_cluster"] == {"default": 1}
 
 
-# -- metrics and pages --------------------------------------------------------------------------
-def test_prometheus_metrics(fresh: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.web.flows import Report
-
-    fresh.client.jobs().submit("queued", Report(str(fresh.flag), chunks=1))
-    register(fresh, "runner-a", "online")
-    first = fresh.http.get("/metrics")
-    assert first.status_code == 200
-    assert first.headers["content-type"].startswith("text/plain; version=0.0.4")
-    text = first.text
-    assert 'conveyor_jobs{state="FAILED"} 1' in text
-    assert 'conveyor_tasks{state="COMPUTED",name="Chunk",version="v0.0"} 23' in text
-    assert 'conveyor_queue_depth{cluster="default",name="Report",version="v1.2"} 1' in text
-    assert 'conveyor_queue_consumers{cluster="default",name="Report",version="v1.2"} 1' in text
-    assert 'conveyor_runners_online{cluster="default"} 1' in text
-    assert "# TYPE conveyor_task_duration_seconds histogram" in text
-    # Attempts that end after the UI started show up in the histogram.
-    fresh.flag.touch()
-    fresh.http.post(f"/api/jobs/{fresh.failed.id}/retry")
-    run_all(fresh.client)
-    monkeypatch.setattr(metrics, "SETTLE", dt.timedelta(0))
-    text = fresh.http.get("/metrics").text
-    counts = {
-        (m["name"], m["outcome"]): int(m["n"])
-        for m in re.finditer(
-            r'conveyor_task_duration_seconds_count\{name="(?P<name>\w+)",'
-            r'outcome="(?P<outcome>\w+)"\} (?P<n>\d+)',
-            text,
-        )
-    }
-    assert counts[("Summarize", "computed")] >= 1 and counts[("Publish", "computed")] >= 1
-    inf = 'conveyor_task_duration_seconds_bucket{name="Summarize",outcome="computed",le="+Inf"}'
-    assert f"{inf} {counts[('Summarize', 'computed')]}" in text
-    # The drained queue stays exported, at zero.
-    assert 'conveyor_queue_depth{cluster="default",name="Report",version="v1.2"} 0' in text
-
-
+# -- pages ----------------------------------------------------------------------------------
 def test_pages_and_assets_are_served_by_the_app(world: World) -> None:
     for path in ("/", "/jobs", f"/jobs/{world.failed.id}", "/runners", "/clusters"):
         response = world.http.get(path)
