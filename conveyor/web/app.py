@@ -14,9 +14,10 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 
 from conveyor import __version__
-from conveyor.core.errors import ConveyorError, NotFoundError
+from conveyor.core.errors import ConveyorError
 from conveyor.core.service import Orchestrator
 from conveyor.web.api import router
+from conveyor.web.errors import install_error_handlers
 from conveyor.web.hosts import LOOPBACK_HOSTS, HostGuard, allowed_host_pattern
 from conveyor.web.metrics import MetricsCollector, ThroughputTracker
 
@@ -89,18 +90,8 @@ def create_app(
         detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "Invalid request"
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
-    @app.exception_handler(NotFoundError)
-    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(ConveyorError)
-    async def unavailable(request: Request, exc: ConveyorError) -> JSONResponse:
-        log.warning("request %s failed: %s", request.url.path, exc)
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    # By kind: 404, 409, 422, 503; anything else a logged 500 (the table in web/errors.py).
+    install_error_handlers(app)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics"])
     def metrics(request: Request) -> Response:
