@@ -68,9 +68,8 @@ def time_reads(url: str, home: Path, fan_out: int, repeat: int) -> dict[str, lis
         started = time.perf_counter()
         job_id = build_big_job(client, fan_out)
         print(f"  wrote {fan_out + 2:,} tasks in {time.perf_counter() - started:.1f} s")
-        reads = getattr(client, "reads", None) or client.service
         timings: dict[str, list[float]] = {}
-        with TestClient(create_app(reads), base_url="http://127.0.0.1:5555") as http:
+        with TestClient(create_app(client.service), base_url="http://127.0.0.1:5555") as http:
 
             def get(label: str, path: str, params: dict[str, Any], record: bool = True) -> Any:
                 began = time.perf_counter()

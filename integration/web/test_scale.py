@@ -96,7 +96,7 @@ def capture_reads(big: BigJob) -> Statements:
     statements = Statements()
     event.listen(Engine, "before_cursor_execute", statements.hook)
     try:
-        app = create_app(client_reads(big.client))
+        app = create_app(big.client.service)
         with TestClient(app, base_url="http://127.0.0.1:5555") as http:
 
             def get(label: str, path: str, params: dict[str, Any]) -> Any:
@@ -113,11 +113,6 @@ def capture_reads(big: BigJob) -> Statements:
     finally:
         event.remove(Engine, "before_cursor_execute", statements.hook)
     return statements
-
-
-def client_reads(client: Client) -> Any:
-    """What create_app takes: the client's read service where it has one."""
-    return getattr(client, "reads", None) or client.service
 
 
 # -- SQLite: EXPLAIN QUERY PLAN -------------------------------------------------------------------
