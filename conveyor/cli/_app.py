@@ -15,15 +15,18 @@ from rich.console import Console
 
 from conveyor.client import Client
 from conveyor.config import Settings
-from conveyor.core.errors import NotFoundError
+from conveyor.core.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: What the command line got wrong, whichever path found it: exit 2 like click's own usage
-#: errors. ValueError is how the API (and bootstrap's ConfigurationError) refuses an
-#: argument; NotFoundError a job, task or cluster that was named but does not exist.
-BAD_INPUT = (NotFoundError, ValueError)
+#: errors. A job, task or cluster named that does not exist, a name already taken, a value
+#: the API refused (InvalidValueError: an unusable URL or setting, an input that does not fit
+#: its task). A plain ValueError is not here: the commands turn the ones the API raises for
+#: an argument into ``click.BadParameter`` where they pass it, so one reaching this far is a
+#: bug and keeps its traceback (conveyor.cli.main).
+BAD_INPUT = (NotFoundError, AlreadyExistsError, InvalidValueError)
 
 
 @dataclass
@@ -58,7 +61,7 @@ def usage_error(
     exc: BaseException, ctx: click.Context, *, show_usage: bool = True
 ) -> click.UsageError:
     """``exc`` as a usage error (exit 2) of the command of ``ctx``, message unchanged; with
-    ``-v`` the traceback is printed first (a ValueError may still be a bug worth reading)."""
+    ``-v`` the traceback is printed first."""
     app = ctx.find_object(App)
     if app is not None and app.verbose:
         traceback.print_exception(exc, file=sys.stderr)

@@ -9,6 +9,11 @@ by default. Exit codes say whose move it is:
   is taken. Change the command.
 * 1: the command was right but could not be carried out (database or broker unreachable,
   schema behind, a waited-for job failed). Fix the world, or run it again.
+
+Expected errors are conveyor's own (:class:`~conveyor.core.errors.ConveyorError`: the kind
+says 2 or 1) and click's usage errors; the commands turn what the API refuses of an argument
+into a usage error naming it. Anything else is a bug: its traceback is printed, with a line
+saying so, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -30,12 +35,17 @@ from conveyor.cli.worker import monitor, worker
 from conveyor.config import Settings, SettingsError
 from conveyor.core.errors import ConveyorError
 
-#: Runtime errors shown as one line (exit 1); anything else is a bug and shows a traceback.
-EXPECTED_ERRORS = (ConveyorError, TimeoutError, OSError)
+#: Runtime errors shown as one line (exit 1): conveyor's own, whose message names the problem
+#: and the fix. Anything else is a bug and shows its traceback.
+EXPECTED_ERRORS = (ConveyorError,)
+BUG_LINE = (
+    "conveyor failed on an unexpected {kind} (a bug): please report it with the traceback above"
+)
 
 
 class ConveyorGroup(click.Group):
-    """Turns expected errors into one clear line on stderr."""
+    """Turns expected errors into one clear line on stderr, and unexpected ones into their
+    traceback and a line saying it is a bug (exit 1 both)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,6 +56,10 @@ class ConveyorGroup(click.Group):
             raise usage_error(exc, ctx, show_usage=False) from exc
         except EXPECTED_ERRORS as exc:
             self._fail(ctx, exc)
+        except BrokenPipeError:
+            raise  # stdout closed (`conveyor jobs list | head`): click exits quietly
+        except Exception as exc:
+            self._bug(ctx, exc)
 
     @staticmethod
     def _fail(ctx: click.Context, exc: BaseException) -> None:
@@ -53,6 +67,12 @@ class ConveyorGroup(click.Group):
         if app is not None and app.verbose:
             traceback.print_exception(exc, file=sys.stderr)
         click.secho(f"Error: {exc}", fg="red", err=True)
+        ctx.exit(1)
+
+    @staticmethod
+    def _bug(ctx: click.Context, exc: BaseException) -> None:
+        traceback.print_exception(exc, file=sys.stderr)
+        click.secho(BUG_LINE.format(kind=type(exc).__name__), fg="red", err=True)
         ctx.exit(1)
 
 

@@ -12,10 +12,11 @@ import threading
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
-from conveyor.core.errors import SchemaOutdatedError
-from conveyor.store_sql.engine import create_store_engine, mask_url
+from conveyor.core.errors import ConfigurationError, SchemaOutdatedError, StoreUnavailableError
+from conveyor.store_sql.engine import create_store_engine, describe, mask_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -81,6 +82,24 @@ def _database_revision(connection: Connection) -> str | None:
     return rows[0] if len(rows) == 1 else (",".join(sorted(rows)) or None)
 
 
+def _engine(url: str) -> Engine:
+    """An engine for one migration, or ConfigurationError for a URL that cannot work."""
+    try:
+        return create_store_engine(url, pooled=False)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _connect(engine: Engine, url: str) -> Connection:
+    """A connection, or StoreUnavailableError in one line (``conveyor db upgrade`` prints it)."""
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        raise StoreUnavailableError(
+            f"The database at {mask_url(url)} is unavailable: {describe(exc)}"
+        ) from exc
+
+
 def _apply(connection: Connection, action: str, revision: str) -> None:
     """Run an alembic command on ``connection`` inside one transaction and commit it."""
     from alembic import command
@@ -96,9 +115,9 @@ def _apply(connection: Connection, action: str, revision: str) -> None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` up to ``revision`` (default: head)."""
-    engine = create_store_engine(url, pooled=False)
+    engine = _engine(url)
     try:
-        with engine.connect() as connection:
+        with _connect(engine, url) as connection:
             _apply(connection, "upgrade", revision)
     finally:
         engine.dispose()
@@ -106,9 +125,9 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at ``url`` down to ``revision`` (``"base"``: drop everything)."""
-    engine = create_store_engine(url, pooled=False)
+    engine = _engine(url)
     try:
-        with engine.connect() as connection:
+        with _connect(engine, url) as connection:
             _apply(connection, "downgrade", revision)
     finally:
         engine.dispose()
@@ -116,9 +135,9 @@ def downgrade(url: str, revision: str) -> None:
 
 def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is at, or None for an unmigrated database."""
-    engine = create_store_engine(url, pooled=False)
+    engine = _engine(url)
     try:
-        with engine.connect() as connection:
+        with _connect(engine, url) as connection:
             from alembic.runtime.migration import MigrationContext
 
             return MigrationContext.configure(connection).get_current_revision()
