@@ -1,7 +1,8 @@
 """The SQL state store (PostgreSQL via psycopg 3, SQLite via the standard library).
 
 * :class:`SqlStore` implements ``conveyor.core.ports.Store``; its transactions
-  (:class:`SqlTx`) implement ``StoreTx`` with one SQL statement per primitive.
+  (:class:`SqlTx`) implement ``StoreTx`` as parts (``tx.tasks``, ``tx.claims``, …, one module
+  each, see :mod:`.tx`) with one SQL statement per primitive.
 * :func:`upgrade`, :func:`downgrade`, :func:`current_revision`: alembic migrations shipped in
   the package (``conveyor/store_sql/migrations``), no ini file needed.
 """

@@ -196,6 +196,33 @@ tasks = Table(
     ),
 )
 
+#: Columns ``save_task`` writes: all but identity, input, edges and creation time.
+MUTABLE_TASK_COLUMNS = (
+    "state",
+    "display",
+    "max_retries",
+    "timeout",
+    "retry_count",
+    "crash_count",
+    "system_requeues",
+    "attempt",
+    "deps_open",
+    "open_children",
+    "complete",
+    "subtree_failed",
+    "runner_id",
+    "lease_expires",
+    "not_before",
+    "started_at",
+    "stopped_at",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "publish_pending",
+    "publish_after",
+    "published_at",
+)
+
 task_dependencies = Table(
     "task_dependencies",
     metadata,

@@ -7,8 +7,8 @@ bound parameters and reused.
 Time: statements refer to "now" and "now + N seconds" through :func:`now_expr` and
 :func:`later_expr`. On PostgreSQL they are ``now()`` (the transaction's start, constant within
 it: the database clock) and ``now() + :name * interval '1 second'``; on SQLite they are bound
-parameters ``:now`` and ``:<name>_at`` computed in Python. ``SqlTx.times`` builds the parameters
-for both forms.
+parameters ``:now`` and ``:<name>_at`` computed in Python. ``Executor.times`` (:mod:`.executor`)
+builds the parameters for both forms.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from sqlalchemy import (
 
 from conveyor.core.model import DONE_STATES, INACTIVE_JOB_STATES, TaskState
 from conveyor.store_sql.schema import (
+    MUTABLE_TASK_COLUMNS,
     UtcDateTime,
     clusters,
     jobs,
@@ -60,33 +61,6 @@ ZERO = literal_column("0", Integer)
 INACTIVE = [lit(s.value) for s in sorted(INACTIVE_JOB_STATES)]
 DONE = [lit(s.value) for s in sorted(DONE_STATES)]
 TASK_COLUMNS = list(tasks.c)
-
-#: Columns ``save_task`` writes: all but identity, input, edges and creation time.
-MUTABLE_COLUMNS = (
-    "state",
-    "display",
-    "max_retries",
-    "timeout",
-    "retry_count",
-    "crash_count",
-    "system_requeues",
-    "attempt",
-    "deps_open",
-    "open_children",
-    "complete",
-    "subtree_failed",
-    "runner_id",
-    "lease_expires",
-    "not_before",
-    "started_at",
-    "stopped_at",
-    "error_type",
-    "error_message",
-    "error_traceback",
-    "publish_pending",
-    "publish_after",
-    "published_at",
-)
 
 
 def now_expr(pg: bool) -> ColumnElement[Any]:
@@ -137,6 +111,10 @@ class Statements:
 
     def __init__(self, pg: bool) -> None:
         self.pg = pg
+        #: The claim statements insert the claimed attempt's row themselves (PostgreSQL's
+        #: data-modifying CTE, :meth:`with_attempt_row`); elsewhere the caller inserts it
+        #: with :attr:`insert_attempt`.
+        self.claim_records_attempt = pg
         task_id = bindparam("p_task_id", type_=tasks.c.id.type)
         job_id = bindparam("p_job_id", type_=jobs.c.id.type)
         now = now_expr(pg)
@@ -149,7 +127,10 @@ class Statements:
             update(tasks)
             .where(tasks.c.id == task_id)
             .values(
-                {name: bindparam(f"v_{name}", type_=tasks.c[name].type) for name in MUTABLE_COLUMNS}
+                {
+                    name: bindparam(f"v_{name}", type_=tasks.c[name].type)
+                    for name in MUTABLE_TASK_COLUMNS
+                }
             )
         )
 
@@ -328,7 +309,7 @@ class Statements:
                  recorded AS (INSERT INTO task_attempts SELECT … FROM claimed)
             SELECT * FROM claimed
 
-        SQLite has no data-modifying CTEs: there ``SqlTx`` inserts the attempt row itself.
+        SQLite has no data-modifying CTEs: there the claims part inserts the attempt row itself.
         """
         if not self.pg:
             return claim
@@ -392,7 +373,7 @@ def statements(pg: bool) -> Statements:
 # -- coarse hot-path statements (PostgreSQL) ---------------------------------------------------
 # Written as SQL text: data-modifying CTEs chained through RETURNING, each sent as one statement
 # (psycopg prepares them server-side after a few executions). SQLite composes the finer
-# statements instead (see ``SqlTx.claim_task`` and ``SqlTx.finish_computed``).
+# statements instead (see :class:`.claims.SqlClaims`).
 
 _INACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(INACTIVE_JOB_STATES))
 

@@ -54,18 +54,30 @@ class Boom(Exception):
     """Raised by a test behaviour: the attempt fails (a user error)."""
 
 
-class CountingTx:
-    """Delegates to the real transaction; counts committed job COMPLETED transitions."""
+class CountingJobs:
+    """Delegates to the transaction's job rows; counts job COMPLETED transitions."""
 
-    def __init__(self, tx: Any, seen: list[JobId]) -> None:
-        self._tx = tx
+    def __init__(self, jobs: Any, seen: list[JobId]) -> None:
+        self._jobs = jobs
         self._seen = seen
 
     def set_job_state(self, job_id: JobId, state: JobState) -> bool:
-        changed = bool(self._tx.set_job_state(job_id, state))
+        changed = bool(self._jobs.set_job_state(job_id, state))
         if changed and state is JobState.COMPLETED:
             self._seen.append(job_id)
         return changed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._jobs, name)
+
+
+class CountingTx:
+    """Delegates to the real transaction, its ``jobs`` counting committed COMPLETED
+    transitions."""
+
+    def __init__(self, tx: Any, seen: list[JobId]) -> None:
+        self._tx = tx
+        self.jobs = CountingJobs(tx.jobs, seen)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
@@ -103,9 +115,11 @@ class Harness:
         try:
             idle_since: float | None = None
             while True:
-                claimed = self._run(lambda tx: tx.claim_next("default", REG, f"runner-{n}", 60))
+                claimed = self._run(
+                    lambda tx: tx.claims.claim_next("default", REG, f"runner-{n}", 60)
+                )
                 if claimed is None:
-                    state = self.store.run(lambda tx: tx.get_job(job_id)).state
+                    state = self.store.run(lambda tx: tx.jobs.get_job(job_id)).state
                     if state in (JobState.COMPLETED, JobState.FAILED):
                         return
                     idle_since = idle_since or time.monotonic()
@@ -157,14 +171,14 @@ class Harness:
         assert not self.errors, self.errors[0]
 
     def assert_completed_once(self, job_id: JobId) -> list[Any]:
-        job = self.store.run(lambda tx: tx.get_job(job_id))
+        job = self.store.run(lambda tx: tx.jobs.get_job(job_id))
         assert job.state is JobState.COMPLETED
         assert self.completed_transitions == [job_id]
         tasks: list[Any] = []
         after = None
         while True:
             page = self.store.run(
-                lambda tx, after=after: tx.job_tasks(job_id, after=after, limit=5000)
+                lambda tx, after=after: tx.tasks.job_tasks(job_id, after=after, limit=5000)
             )
             if not page:
                 break
@@ -246,10 +260,10 @@ def test_failures_in_optional_subtrees_skip_their_queued_tasks_under_concurrency
     harness = Harness(pg_store, behaviour)
     job_id = harness.submit(node("root"))
     harness.drive(job_id, threads=12)
-    job = pg_store.run(lambda tx: tx.get_job(job_id))
+    job = pg_store.run(lambda tx: tx.jobs.get_job(job_id))
     assert job is not None and job.state is JobState.COMPLETED
     assert harness.completed_transitions == [job_id]
-    tasks = pg_store.run(lambda tx: tx.job_tasks(job_id, limit=10_000))
+    tasks = pg_store.run(lambda tx: tx.tasks.job_tasks(job_id, limit=10_000))
     assert all(t.complete for t in tasks)
     states = Counter(t.state for t in tasks)
     assert states[TaskState.FAILED_OPTIONAL] == 20
@@ -271,9 +285,10 @@ def test_concurrent_claims_of_one_task_have_exactly_one_winner(pg_store: SqlStor
     for root in roots:
         winners = race_claims(pg_store, root.id)
         assert len(winners) == 1
-        task = pg_store.run(partial(SqlTx.get_task, task_id=root.id))
+        task = pg_store.run(lambda tx, task_id=root.id: tx.tasks.get_task(task_id))
         assert task.attempt == 1 and task.runner_id == winners[0].id_runner
-        assert len(pg_store.run(partial(SqlTx.task_attempts, task_id=root.id))) == 1
+        attempts = pg_store.run(lambda tx, task_id=root.id: tx.attempts.task_attempts(task_id))
+        assert len(attempts) == 1
 
 
 def race_claims(store: SqlStore, task_id: TaskId) -> list[Any]:
@@ -307,14 +322,14 @@ def test_a_zombies_late_completion_is_rejected(pg_store: SqlStore) -> None:
         lambda tx: usecases.complete(tx, root.id, zombie.attempt, [node("x")], None, {}, POLICY)
     )
     assert late.recorded is False and late.to_publish == []
-    task = pg_store.run(lambda tx: tx.get_task(root.id))
+    task = pg_store.run(lambda tx: tx.tasks.get_task(root.id))
     assert task.state is TaskState.RUNNING and task.runner_id == "healthy"
     done = pg_store.run(
         lambda tx: usecases.complete(tx, root.id, healthy.attempt, [], None, {}, POLICY)
     )
     assert done.recorded
-    assert pg_store.run(lambda tx: tx.get_task(root.id)).open_children == 0
-    job = pg_store.run(lambda tx: tx.get_job(task.job_id))
+    assert pg_store.run(lambda tx: tx.tasks.get_task(root.id)).open_children == 0
+    job = pg_store.run(lambda tx: tx.jobs.get_job(task.job_id))
     assert job.state is JobState.COMPLETED
 
 
@@ -343,7 +358,7 @@ def test_a_zombie_racing_the_sweeper_is_recorded_or_discarded_never_both(
         t.start()
     for t in threads:
         t.join()
-    task = pg_store.run(lambda tx: tx.get_task(root.id))
+    task = pg_store.run(lambda tx: tx.tasks.get_task(root.id))
     if results["late"].recorded:
         assert task.state is TaskState.COMPUTED and task.complete
         assert results["swept"].to_publish == []
@@ -361,7 +376,7 @@ def test_marking_published_skips_rows_another_transaction_holds(pg_store: SqlSto
     release = threading.Event()
 
     def hold(tx: SqlTx) -> None:
-        tx.lock_task(first.id)  # a runner claiming or finishing it
+        tx.tasks.lock_task(first.id)  # a runner claiming or finishing it
         holding.set()
         assert release.wait(10)
 
@@ -370,13 +385,16 @@ def test_marking_published_skips_rows_another_transaction_holds(pg_store: SqlSto
     try:
         assert holding.wait(10)
         started = time.monotonic()
-        pg_store.run(lambda tx: tx.mark_published([first.id, second.id]))
+        pg_store.run(lambda tx: tx.outbox.mark_published([first.id, second.id]))
         assert time.monotonic() - started < 1.0  # did not wait for the holder
     finally:
         release.set()
         holder.join()
     tasks = {
-        t.id: t for t in pg_store.run(lambda tx: [tx.get_task(first.id), tx.get_task(second.id)])
+        t.id: t
+        for t in pg_store.run(
+            lambda tx: [tx.tasks.get_task(first.id), tx.tasks.get_task(second.id)]
+        )
     }
     assert tasks[second.id].published_at is not None and not tasks[second.id].publish_pending
     assert tasks[first.id].publish_pending  # left for its claim or the outbox sweep

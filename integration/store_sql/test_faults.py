@@ -52,10 +52,10 @@ def test_an_unreachable_database_fails_fast_with_the_password_masked() -> None:
 
 def test_pooled_connections_killed_between_transactions_are_replaced(pg_store: SqlStore) -> None:
     for _ in range(3):  # fill the pool
-        pg_store.run(lambda tx: tx.list_clusters())
+        pg_store.run(lambda tx: tx.clusters.list_clusters())
     assert terminate_backends(pg_store.url) >= 1
     job, _ = pg_store.run(lambda tx: submit_job(tx, "after-kill", [spec()], Policy()))
-    assert pg_store.run(lambda tx: tx.get_job(job.id)) is not None
+    assert pg_store.run(lambda tx: tx.jobs.get_job(job.id)) is not None
 
 
 def test_a_connection_killed_mid_transaction_is_retried_and_nothing_is_half_applied(
@@ -65,7 +65,7 @@ def test_a_connection_killed_mid_transaction_is_retried_and_nothing_is_half_appl
 
     def work(tx: Any) -> str:
         calls.append(1)
-        tx.insert_cluster(Cluster("half", "Half applied?"))
+        tx.clusters.insert_cluster(Cluster("half", "Half applied?"))
         if len(calls) == 1:
             pid = tx.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
             terminate_backends(pg_store.url, only_pid=pid)
@@ -74,9 +74,9 @@ def test_a_connection_killed_mid_transaction_is_retried_and_nothing_is_half_appl
 
     job_id = pg_store.run(work)
     assert len(calls) == 2
-    clusters = [c.slug for c in pg_store.run(lambda tx: tx.list_clusters())]
+    clusters = [c.slug for c in pg_store.run(lambda tx: tx.clusters.list_clusters())]
     assert clusters == ["default", "half"]
-    jobs = pg_store.run(lambda tx: tx.query_jobs(JobQuery()))
+    jobs = pg_store.run(lambda tx: tx.jobs.query_jobs(JobQuery()))
     assert [str(j.id) for j in jobs] == [job_id]
 
 
@@ -97,12 +97,12 @@ def test_values_the_database_cannot_store_are_refused_and_nothing_is_written(
     store: SqlStore, display_name: str, error: str
 ) -> None:
     def work(tx: Any) -> None:
-        tx.insert_cluster(Cluster("first", "fine"))
-        tx.insert_cluster(Cluster("second", display_name))
+        tx.clusters.insert_cluster(Cluster("first", "fine"))
+        tx.clusters.insert_cluster(Cluster("second", display_name))
 
     with pytest.raises(ValueError, match=error):
         store.run(work)
-    assert [c.slug for c in store.run(lambda tx: tx.list_clusters())] == ["default"]
+    assert [c.slug for c in store.run(lambda tx: tx.clusters.list_clusters())] == ["default"]
 
 
 def test_an_oversized_task_name_is_refused(store: SqlStore) -> None:
@@ -120,15 +120,15 @@ def test_sqlite_writers_in_separate_stores_queue_instead_of_failing(tmp_path: Pa
     try:
 
         def slow_writer(tx: Any) -> None:
-            tx.insert_cluster(Cluster("slow", "slow"))
+            tx.clusters.insert_cluster(Cluster("slow", "slow"))
             time.sleep(0.5)
 
         writer = threading.Thread(target=lambda: first.run(slow_writer))
         writer.start()
         time.sleep(0.1)
-        second.run(lambda tx: tx.insert_cluster(Cluster("fast", "fast")))
+        second.run(lambda tx: tx.clusters.insert_cluster(Cluster("fast", "fast")))
         writer.join()
-        slugs = [c.slug for c in second.run(lambda tx: tx.list_clusters())]
+        slugs = [c.slug for c in second.run(lambda tx: tx.clusters.list_clusters())]
         assert slugs == ["default", "fast", "slow"]
     finally:
         first.close()
@@ -138,10 +138,10 @@ def test_sqlite_writers_in_separate_stores_queue_instead_of_failing(tmp_path: Pa
 def test_a_bulk_insert_of_taken_task_ids_is_refused_whole(store: SqlStore) -> None:
     roots = [spec() for _ in range(300)]  # above the COPY threshold on PostgreSQL
     job, _ = store.run(lambda tx: submit_job(tx, "bulk", roots, Policy()))
-    again = store.run(lambda tx: tx.job_tasks(job.id, limit=1000))
+    again = store.run(lambda tx: tx.tasks.job_tasks(job.id, limit=1000))
     with pytest.raises(AlreadyExistsError):
-        store.run(lambda tx: tx.insert_tasks(again))
-    assert len(store.run(lambda tx: tx.job_tasks(job.id, limit=1000))) == 300
+        store.run(lambda tx: tx.tasks.insert_tasks(again))
+    assert len(store.run(lambda tx: tx.tasks.job_tasks(job.id, limit=1000))) == 300
 
 
 def test_an_in_memory_sqlite_store_works_across_threads() -> None:
@@ -151,7 +151,7 @@ def test_an_in_memory_sqlite_store_works_across_threads() -> None:
 
         def create(n: int) -> None:
             try:
-                store.run(lambda tx: tx.insert_cluster(Cluster(f"c{n}", f"C{n}")))
+                store.run(lambda tx: tx.clusters.insert_cluster(Cluster(f"c{n}", f"C{n}")))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -161,6 +161,6 @@ def test_an_in_memory_sqlite_store_works_across_threads() -> None:
         for t in threads:
             t.join()
         assert errors == []
-        assert len(store.run(lambda tx: tx.list_clusters())) == 9
+        assert len(store.run(lambda tx: tx.clusters.list_clusters())) == 9
     finally:
         store.close()

@@ -46,7 +46,7 @@ def test_upgrade_downgrade_and_upgrade_again(empty_url: str) -> None:
     assert current_revision(empty_url) == head_revision()
     store = SqlStore(empty_url)
     try:
-        assert [c.slug for c in store.run(lambda tx: tx.list_clusters())] == ["default"]
+        assert [c.slug for c in store.run(lambda tx: tx.clusters.list_clusters())] == ["default"]
     finally:
         store.close()
 

@@ -40,8 +40,9 @@ def test_the_job_facts_read_few_buffers_after_thousands_of_roots_completed(
         pg_store.run(lambda tx, task_id=root.id: one(tx, task_id))  # type: ignore[misc]
 
     def explain(tx: Any) -> dict[str, Any]:
-        sql, defaults = tx._sql.driver_sql(tx._sql.job_facts, tx._conn.dialect)
-        rows, _ = tx._driver_rows(
+        ex = tx.executor
+        sql, defaults = ex.sql.driver_sql(ex.sql.job_facts, ex.conn.dialect)
+        rows, _ = ex.driver_rows(
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, {**defaults, "p_job_id": job.id}
         )
         plan = next(iter(rows[0].values()))

@@ -1,8 +1,8 @@
-"""The store's read-only monitoring queries (the last section of ``StoreTx``) in SQL.
+"""The read-only monitoring queries in SQL (``MonitoringReads``, ``tx.reads``).
 
-:class:`MonitoringQueries` is a mixin of :class:`~conveyor.store_sql.tx.SqlTx`: dashboards, the
-web UI and Prometheus metrics read through it. Each query is one aggregate or one keyset page
-served by an index, so none of them reads a job of 10^6 tasks row by row:
+Dashboards, the web UI and Prometheus metrics read through this part. Each query is one
+aggregate or one keyset page served by an index, so none of them reads a job of 10^6 tasks row
+by row:
 
 * job counts per state: an index-only scan of ``ix_jobs_state_id``;
 * queue depths: the partial index of ready tasks (``ix_tasks_claimable``) and of RUNNING ones
@@ -20,13 +20,13 @@ few seconds).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 
 from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
-from conveyor.core.model import JobState, TaskError, TaskRecord, TaskState
+from conveyor.core.model import JobState, TaskRecord, TaskState
 from conveyor.core.views import (
     AttemptBucket,
     ChildGroup,
@@ -36,14 +36,14 @@ from conveyor.core.views import (
     TaskFailure,
     TaskQuery,
 )
+from conveyor.store_sql.executor import Executor
+from conveyor.store_sql.rows import chunks, failure_from, task_from, utc
 from conveyor.store_sql.schema import jobs, task_attempts, tasks
 from conveyor.store_sql.statements import QUEUED, RUNNING, ZERO, job_active, lit
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import Select
 
-#: Ids per IN list (below every driver's limit on bound parameters).
-CHUNK = 2000
 #: The states a "failure" is in; the partial index ``ix_tasks_failed`` holds exactly these rows.
 FAILURE_STATES = (TaskState.FAILED, TaskState.FAILED_OPTIONAL)
 _FAILURE_LITERALS = [lit(s.value) for s in FAILURE_STATES]
@@ -51,34 +51,15 @@ _FAILURE_LITERALS = [lit(s.value) for s in FAILURE_STATES]
 _COLUMNS_WITHOUT_INPUT = [c for c in tasks.c if c.name != "input"]
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-    return value
+class SqlReads:
+    """The ``MonitoringReads`` part of one transaction."""
 
-
-def _task(mapping: Mapping[Any, Any]) -> TaskRecord:
-    # Imported here: tx.py imports this module to inherit the mixin.
-    from conveyor.store_sql.tx import _task_from
-
-    if "input" in mapping:
-        return _task_from(mapping)
-    return _task_from({**mapping, "input": b""})
-
-
-def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[start : start + CHUNK] for start in range(0, len(items), CHUNK)]
-
-
-class MonitoringQueries:
-    """Read-only aggregates and pages for monitoring (mixed into ``SqlTx``)."""
-
-    _conn: Connection
-    _pg: bool
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
 
     def count_jobs_by_state(self) -> dict[JobState, int]:
         stmt = select(jobs.c.state, func.count()).group_by(jobs.c.state)
-        return {JobState(state): int(n) for state, n in self._conn.execute(stmt)}
+        return {JobState(state): int(n) for state, n in self._ex.execute(stmt)}
 
     def task_counts_by_job(self, job_ids: Sequence[JobId]) -> dict[JobId, dict[TaskState, int]]:
         found: dict[JobId, dict[TaskState, int]] = {job_id: {} for job_id in job_ids}
@@ -88,8 +69,8 @@ class MonitoringQueries:
             .where(tasks.c.job_id.in_(bindparam("ids", expanding=True)))
             .group_by(tasks.c.job_id, tasks.c.state)
         )
-        for chunk in _chunks(ids):
-            for job_id, state, n in self._conn.execute(stmt, {"ids": list(chunk)}):
+        for chunk in chunks(ids):
+            for job_id, state, n in self._ex.execute(stmt, {"ids": list(chunk)}):
                 found[job_id][TaskState(state)] = int(n)
         return found
 
@@ -101,8 +82,8 @@ class MonitoringQueries:
             .group_by(*key)
         )
         running_stmt = select(*key, func.count()).where(tasks.c.state == RUNNING).group_by(*key)
-        ready = {(c, n, v): int(k) for c, n, v, k in self._conn.execute(ready_stmt)}
-        running = {(c, n, v): int(k) for c, n, v, k in self._conn.execute(running_stmt)}
+        ready = {(c, n, v): int(k) for c, n, v, k in self._ex.execute(ready_stmt)}
+        running = {(c, n, v): int(k) for c, n, v, k in self._ex.execute(running_stmt)}
         return [
             QueueStats(c, TaskIdentifier(n, v), ready.get((c, n, v), 0), running.get((c, n, v), 0))
             for c, n, v in sorted(ready.keys() | running.keys())
@@ -132,23 +113,7 @@ class MonitoringQueries:
             .order_by(tasks.c.stopped_at.desc(), tasks.c.id.desc())
             .limit(limit)
         )
-        return [
-            TaskFailure(
-                task_id=r.id,
-                job_id=r.job_id,
-                job_name=r.job_name,
-                cluster=r.cluster,
-                identifier=TaskIdentifier(r.name, r.version),
-                state=TaskState(r.state),
-                display=r.display,
-                runner_id=r.runner_id,
-                stopped_at=_utc(r.stopped_at),
-                error=None
-                if r.error_type is None
-                else TaskError(r.error_type, r.error_message or "", r.error_traceback or ""),
-            )
-            for r in self._conn.execute(stmt)
-        ]
+        return [failure_from(r._mapping) for r in self._ex.execute(stmt)]
 
     def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
         if query.limit <= 0:
@@ -168,7 +133,7 @@ class MonitoringQueries:
         if query.after is not None:
             stmt = stmt.where(tasks.c.id > query.after)
         stmt = stmt.order_by(tasks.c.id).limit(query.limit)
-        return [_task(r._mapping) for r in self._conn.execute(stmt)]
+        return [task_from(r._mapping) for r in self._ex.execute(stmt)]
 
     def children_summary(self, job_id: JobId, parent_id: TaskId | None) -> list[ChildGroup]:
         stmt = select(tasks.c.name, tasks.c.version, tasks.c.state, func.count()).where(
@@ -181,7 +146,7 @@ class MonitoringQueries:
         stmt = stmt.group_by(tasks.c.name, tasks.c.version, tasks.c.state)
         return sorted(
             ChildGroup(TaskIdentifier(n, v), TaskState(s), int(k))
-            for n, v, s, k in self._conn.execute(stmt)
+            for n, v, s, k in self._ex.execute(stmt)
         )
 
     def child_counts(self, task_ids: Sequence[TaskId]) -> dict[TaskId, int]:
@@ -191,31 +156,23 @@ class MonitoringQueries:
             .where(tasks.c.parent_id.in_(bindparam("ids", expanding=True)))
             .group_by(tasks.c.parent_id)
         )
-        for chunk in _chunks(sorted(set(task_ids))):
-            for parent_id, n in self._conn.execute(stmt, {"ids": list(chunk)}):
+        for chunk in chunks(sorted(set(task_ids))):
+            for parent_id, n in self._ex.execute(stmt, {"ids": list(chunk)}):
                 found[parent_id] = int(n)
         return found
 
     def attempts_per_minute(self, since: dt.datetime) -> list[AttemptBucket]:
         a = task_attempts
-        minute: Any
-        if self._pg:
-            minute = func.floor(func.extract("epoch", a.c.ended_at) / 60)
-        else:  # fixed-width 'YYYY-MM-DD HH:MM:SS.ffffff' text: the first 16 characters
-            minute = func.substr(a.c.ended_at, 1, 16)
-        bucket = minute.label("minute")
+        bucket = self._ex.minute_of(a.c.ended_at).label("minute")
         stmt = (
             select(bucket, a.c.outcome, func.count())
             .where(a.c.ended_at >= since)
             .group_by(bucket, a.c.outcome)
         )
-        found = []
-        for value, outcome, n in self._conn.execute(stmt):
-            if self._pg:
-                start = dt.datetime.fromtimestamp(int(value) * 60, dt.UTC)
-            else:
-                start = dt.datetime.fromisoformat(f"{value}:00").replace(tzinfo=dt.UTC)
-            found.append(AttemptBucket(start, outcome, int(n)))
+        found = [
+            AttemptBucket(self._ex.minute_start(key), outcome, int(n))
+            for key, outcome, n in self._ex.execute(stmt)
+        ]
         return sorted(found)
 
     def ended_attempts(self, since: dt.datetime, until: dt.datetime) -> list[EndedAttempt]:
@@ -227,9 +184,9 @@ class MonitoringQueries:
             .order_by(a.c.ended_at)
         )
         found = []
-        for name, version, outcome, started, ended in self._conn.execute(stmt):
-            ended = _utc(ended)
-            seconds = max((ended - _utc(started)).total_seconds(), 0.0)
+        for name, version, outcome, started, ended in self._ex.execute(stmt):
+            ended = utc(ended)
+            seconds = max((ended - utc(started)).total_seconds(), 0.0)
             found.append(EndedAttempt(TaskIdentifier(name, version), outcome, seconds, ended))
         return found
 
@@ -239,5 +196,5 @@ class MonitoringQueries:
         )
         return sorted(
             IdentifierStateCount(TaskIdentifier(n, v), TaskState(s), int(k))
-            for n, v, s, k in self._conn.execute(stmt)
+            for n, v, s, k in self._ex.execute(stmt)
         )
