@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install demo lint test test-unit test-slow services clean bench
+.PHONY: install demo lint test test-js test-unit test-slow services clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,11 +28,22 @@ lint: $(STAMP)
 
 ## Everything CI runs: lint, unit + contract tests, integration tests against the real
 ## PostgreSQL and RabbitMQ (skipped locally when absent, failing when CI=true), coverage.
-test: lint
+test: lint test-js
 	$(BIN)/pytest tests integration -m "not slow" -p no:cacheprovider \
 		--cov=conveyor --cov-branch --cov-report= $(PYTEST_ARGS)
 	@echo "Core branch coverage (goal >= 90%):"
 	$(BIN)/coverage report --include='conveyor/core/*' --fail-under=90 | tail -n 1
+
+## The web UI's modules under node's test runner (tests/js: graph layout, escaping, formats).
+## Without node it skips locally and fails on CI (CI=true), where .ci/run installs it.
+test-js:
+	@if command -v node >/dev/null 2>&1; then \
+		node --test tests/js/*.test.mjs; \
+	elif [ -n "$$CI" ]; then \
+		echo "test-js: node is missing on CI (apt-get install nodejs)" >&2; exit 1; \
+	else \
+		echo "test-js: node is missing here: skipped (CI fails instead)"; \
+	fi
 
 ## Fast feedback: unit and contract tests only, no services.
 test-unit: $(STAMP)

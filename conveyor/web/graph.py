@@ -12,11 +12,12 @@ feeding a sink, a stage feeding a stage) without reading 10^5 rows.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Protocol
 
 from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
 from conveyor.core.model import TaskRecord
-from conveyor.core.service import Orchestrator
-from conveyor.core.views import TaskQuery
+from conveyor.core.views import ChildGroup, TaskQuery
 from conveyor.web.models import GraphEdge, GraphLevel, GraphNode, Identifier, task_summary
 
 #: A level with at most this many tasks is read whole.
@@ -31,6 +32,18 @@ DEPS_PER_TASK = 50
 LOOKUPS = 50
 
 
+class GraphReads(Protocol):
+    """Exactly the reads a level needs (a ``ReadService`` has them)."""
+
+    def children_summary(self, job_id: JobId, parent_id: TaskId | None) -> list[ChildGroup]: ...
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]: ...
+
+    def child_counts(self, task_ids: Sequence[TaskId]) -> dict[TaskId, int]: ...
+
+    def get_task(self, task_id: TaskId) -> TaskRecord | None: ...
+
+
 def _group_key(ident: TaskIdentifier) -> str:
     return f"g:{ident.name}@{ident.version}"
 
@@ -39,7 +52,7 @@ def _ident(ident: TaskIdentifier) -> Identifier:
     return Identifier(name=ident.name, version=ident.version)
 
 
-def build_level(service: Orchestrator, job_id: JobId, parent_id: TaskId | None) -> GraphLevel:
+def build_level(service: GraphReads, job_id: JobId, parent_id: TaskId | None) -> GraphLevel:
     """The graph of one level. The caller checks that the job (and parent) exist."""
     summary = service.children_summary(job_id, parent_id)
     states: dict[TaskIdentifier, dict[str, int]] = defaultdict(dict)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from conveyor.core.model import (
     DONE_STATES,
+    INACTIVE_JOB_STATES,
     AttemptRecord,
     Job,
     JobRecord,
@@ -266,6 +267,24 @@ class ActionResult(BaseModel):
 
 class AuthInfo(BaseModel):
     token_required: bool = Field(description="Whether retry/cancel need a bearer token.")
+
+
+class Enums(BaseModel):
+    """The states the API uses, in display order: the UI reads them instead of copying them."""
+
+    job_states: list[str] = Field(description="Every job state.")
+    task_states: list[str] = Field(description="Every stored task state.")
+    terminal_job_states: list[str] = Field(
+        description="Job states in which no task is dispatched (the job is over)."
+    )
+
+
+def enums_info() -> Enums:
+    return Enums(
+        job_states=[s.value for s in JobState],
+        task_states=[s.value for s in TaskState],
+        terminal_job_states=[s.value for s in JobState if s in INACTIVE_JOB_STATES],
+    )
 
 
 # -- conversions --------------------------------------------------------------------------------
