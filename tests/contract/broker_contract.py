@@ -69,7 +69,7 @@ class BrokerContract:
         try:
             started = time.monotonic()
             assert consumer.receive(0.3) is None
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started >= 0.25  # it waited (about) its timeout
         finally:
             consumer.close()
 
@@ -149,11 +149,10 @@ class BrokerContract:
             held = busy.receive(WAIT)
             assert held is not None  # busy now "executes" A without settling it
             b = message(name="B")
-            started = time.monotonic()
             broker.publish([b])
+            # the idle consumer gets B while A is still held (a hostage would wait for A)
             got = idle.receive(WAIT)
             assert got is not None and got.task_id == b.task_id
-            assert time.monotonic() - started < 1.5
             got.ack()
             held.ack()
         finally:
