@@ -1,17 +1,30 @@
-"""The composition root: builds adapters from URLs and wires the orchestrator.
+"""The composition root: builds adapters from URLs and wires the orchestrator and runners.
 
 The only module that knows every adapter. Adapters are imported lazily, so the in-memory mode
 needs no SQL or AMQP driver, and a bad URL fails here, at start, with one clear message that
 names it (password masked) instead of somewhere deep in a runner.
+
+It is also the one place where settings become the core's tunables: :func:`build_policy` (the
+state rules) and :func:`build_runner_settings` (a runner's), and where process concerns are
+wired in: a runner's signal handling (:mod:`conveyor.process`) and the flush of the outbox
+relays at interpreter exit. As in cosmicpython's ``bootstrap``, every dependency is a parameter
+with the production default, so tests and embedders swap any of them.
 """
 
 from __future__ import annotations
 
+import atexit
+import weakref
+
 from conveyor.config import Settings
 from conveyor.core.errors import ConfigurationError as ConfigurationError  # the tree's
-from conveyor.core.ports import Broker, Store
+from conveyor.core.ports import Broker, JobCache, Store
+from conveyor.core.registry import Runner
+from conveyor.core.relay import OutboxRelay
+from conveyor.core.runner import ConsumerFactory, RunnerSettings, SignalScope, TaskRunner
 from conveyor.core.service import Orchestrator
 from conveyor.core.usecases import Policy
+from conveyor.process import runner_signals
 from conveyor.urls import mask_url as mask_url  # re-exported: `conveyor ui` and `demo` use it
 from conveyor.urls import redact
 
@@ -100,12 +113,56 @@ def check_broker(url: str, timeout: float = 5.0) -> str:
     return f"{mask_url(url)} (RabbitMQ {server_version(url, timeout)})"
 
 
-def build_orchestrator(settings: Settings) -> Orchestrator:
-    """Build store and broker from the settings and wire them.
+def build_policy(settings: Settings) -> Policy:
+    """The state rules' tunables from the settings (``publish`` is the broker's to decide:
+    the orchestrator sets it from ``Broker.requires_publish``)."""
+    return Policy(
+        crash_limit=settings.crash_limit,
+        retry_backoff=settings.retry_backoff,
+        retry_backoff_factor=settings.retry_backoff_factor,
+        retry_backoff_max=settings.retry_backoff_max,
+    )
+
+
+def build_runner_settings(
+    settings: Settings,
+    *,
+    default_timeout: float | None = None,
+    max_input_bytes: int | None = None,
+) -> RunnerSettings:
+    """A runner's tunables from the settings; what only a flag or an argument sets (the
+    default task timeout, a client's own input cap) is passed in."""
+    return RunnerSettings(
+        lease=settings.lease,
+        grace_period=settings.grace_period,
+        default_timeout=default_timeout,
+        sweep_interval=settings.sweep_interval,
+        heartbeat_interval=settings.heartbeat_interval,
+        max_input_bytes=(
+            max_input_bytes if max_input_bytes is not None else settings.max_input_bytes
+        ),
+    )
+
+
+def build_orchestrator(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    broker: Broker | None = None,
+    policy: Policy | None = None,
+) -> Orchestrator:
+    """Build store and broker from the settings (unless given) and wire them.
 
     ``memory://`` as the store implies an in-process broker unless one is named: a broker
-    shared between processes cannot serve a store that is not.
+    shared between processes cannot serve a store that is not. ``policy`` replaces the one
+    built from the settings (:func:`build_policy`). Given adapters are used as they are, with
+    no outbox relay (their publish cost is unknown here).
     """
+    policy = policy if policy is not None else build_policy(settings)
+    if store is not None or broker is not None:
+        if store is None or broker is None:
+            raise ValueError("Pass both store= and broker= to use custom adapters")
+        return Orchestrator(store, broker, policy)
     db_url = settings.resolved_database_url()
     broker_url = settings.broker_url or ("memory://" if db_url == "memory://" else "none://")
     store = build_store(db_url, settings.startup_timeout)
@@ -114,9 +171,48 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
     except BaseException:
         store.close()
         raise
-    return Orchestrator(
+    service = Orchestrator(
         store,
         broker,
-        Policy(crash_limit=settings.crash_limit),
+        policy,
         relay=_scheme(broker_url, "broker URL", BROKER_SCHEMES) in ("amqp", "amqps"),
     )
+    if service.relay is not None:
+        _relays.add(service.relay)
+    return service
+
+
+def build_runner(
+    service: Orchestrator,
+    cluster: str,
+    registry: Runner,
+    cache: JobCache,
+    settings: RunnerSettings,
+    *,
+    consumers: ConsumerFactory | None = None,
+    signals: SignalScope | None = runner_signals,
+) -> TaskRunner:
+    """A task runner wired to the service's broker and to the process's signals (SIGTERM:
+    finish, then stop; a second one: exit now). ``signals=None`` for a runner embedded in a
+    program that handles its own."""
+    return TaskRunner(
+        service,
+        cluster,
+        registry,
+        cache,
+        settings,
+        consumers=consumers if consumers is not None else service.broker.consumer,
+        signals=signals,
+    )
+
+
+#: The relays of the orchestrators built here, flushed at interpreter exit (weakly held: a
+#: closed client's orchestrator goes away with it).
+_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_relays_at_exit() -> None:
+    """A script that submits and exits without closing its client still gets its messages out."""
+    for relay in list(_relays):
+        relay.flush(timeout=10.0)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from conveyor.bootstrap import build_orchestrator
+from conveyor.bootstrap import build_orchestrator, build_runner, build_runner_settings
 from conveyor.caches import NoCache
 from conveyor.config import Settings
 from conveyor.core.context import new_task_spec
@@ -21,7 +21,6 @@ from conveyor.core.model import Cluster, Job, JobQuery, JobState, TaskRecord
 from conveyor.core.ports import Broker, JobCache, Store
 from conveyor.core.registry import Runner
 from conveyor.core.runner import RunnerSettings, TaskRunner
-from conveyor.core.service import Orchestrator
 from conveyor.core.task import Task
 from conveyor.core.usecases import Policy
 
@@ -75,20 +74,13 @@ class Client:
         settings: Settings | None = None,
     ) -> None:
         if store is not None or broker is not None:
-            if store is None or broker is None:
-                raise ValueError("Pass both store= and broker= to use custom adapters")
             self.settings = settings or Settings(database_url="memory://")
-            self.service = Orchestrator(store, broker, policy)
         else:
             urls: dict[str, Any] = {"database_url": database_url, "broker_url": broker_url}
             overrides = {k: v for k, v in urls.items() if v is not None}
             base = settings or Settings()
             self.settings = dataclasses.replace(base, **overrides) if overrides else base
-            self.service = build_orchestrator(self.settings)
-            if policy is not None:
-                self.service.policy = dataclasses.replace(
-                    policy, publish=self.service.broker.requires_publish
-                )
+        self.service = build_orchestrator(self.settings, store=store, broker=broker, policy=policy)
         self.max_input_bytes = (
             max_input_bytes if max_input_bytes is not None else self.settings.max_input_bytes
         )
@@ -125,15 +117,14 @@ class Client:
         if not registry.tasks_by_identifier:
             raise ValueError("A runner needs at least one task class to run (tasks=[...])")
         chosen_cache: Any = cache if cache is not None else registry.cache or NoCache()
-        settings = settings or RunnerSettings(
-            lease=lease if lease is not None else self.settings.lease,
-            grace_period=grace_period if grace_period is not None else self.settings.grace_period,
-            default_timeout=timeout,
-            max_input_bytes=self.max_input_bytes,
-            sweep_interval=self.settings.sweep_interval,
-            heartbeat_interval=self.settings.heartbeat_interval,
-        )
-        return TaskRunner(self.service, found.slug, registry, chosen_cache, settings)
+        if settings is None:
+            given = {"lease": lease, "grace_period": grace_period}
+            overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+            base = dataclasses.replace(self.settings, **overrides) if overrides else self.settings
+            settings = build_runner_settings(
+                base, default_timeout=timeout, max_input_bytes=self.max_input_bytes
+            )
+        return build_runner(self.service, found.slug, registry, chosen_cache, settings)
 
     def close(self) -> None:
         self.service.close()

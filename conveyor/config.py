@@ -18,11 +18,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from conveyor.core.errors import SettingsError as SettingsError  # defined with the tree
+from conveyor.core.runner.settings import RunnerSettings
+from conveyor.core.usecases import Policy
 from conveyor.urls import mask_url
 
 #: Prefix of every setting's environment variable (matched case-insensitively).
@@ -40,141 +42,6 @@ _Number = TypeVar("_Number", int, float)
 
 def default_home() -> Path:
     return Path.home() / ".conveyor"
-
-
-@dataclass(init=False)
-class Settings:
-    """Every tunable, with its ``CONVEYOR_<NAME>`` environment variable.
-
-    ``Settings(**values)``: each field not given as a keyword comes from its environment
-    variable (case-insensitive; unknown ``CONVEYOR_*`` variables are ignored), else the default.
-    Strings are converted and checked either way; :class:`SettingsError` names every bad value.
-    ``dataclasses.replace(settings, lease=60)`` copies with changes (and checks them).
-    """
-
-    #: State store URL: ``postgresql://…``, ``sqlite:///path`` or ``memory://``.
-    #: Empty: the embedded SQLite file in ``home``.
-    database_url: str | None = None
-    #: Dispatch URL: ``amqp://…`` (RabbitMQ), ``none://`` (runners poll the store) or
-    #: ``memory://`` (in-process). Empty: ``none://``.
-    broker_url: str | None = None
-    #: Folder of the embedded database (``~`` is expanded on use). Empty: ``~/.conveyor``.
-    home: Path = field(default_factory=default_home)
-    #: Prefix of exchange and queue names, so installations can share a RabbitMQ vhost.
-    amqp_namespace: str = "conveyor"
-    #: RabbitMQ queue type for task queues. Empty: the broker adapter's default (quorum).
-    amqp_queue_type: QueueType | None = None
-    #: The broker's ``consumer_timeout`` in seconds (it cannot be read over AMQP).
-    amqp_consumer_timeout: float = 1800.0
-    #: Seconds a process waits for the database and the broker at start before giving up with a
-    #: clear error.
-    startup_timeout: float = 5.0
-    #: Seconds a task lease lasts without extension.
-    lease: float = 30.0
-    #: Seconds a running task may finish after SIGTERM before it is handed back.
-    grace_period: float = 20.0
-    #: Lease expiries after which a task fails.
-    crash_limit: int = 10
-    #: Seconds between the expiry/outbox sweeps every runner runs (and idle safety claims).
-    sweep_interval: float = 5.0
-    #: Seconds between runner heartbeats.
-    heartbeat_interval: float = 5.0
-    #: Largest serialised task input accepted, in bytes.
-    max_input_bytes: int = 1024 * 1024
-
-    def __init__(
-        self,
-        *,
-        database_url: str | None = _UNSET,
-        broker_url: str | None = _UNSET,
-        home: Path | str = _UNSET,
-        amqp_namespace: str = _UNSET,
-        amqp_queue_type: QueueType | None = _UNSET,
-        amqp_consumer_timeout: float = _UNSET,
-        startup_timeout: float = _UNSET,
-        lease: float = _UNSET,
-        grace_period: float = _UNSET,
-        crash_limit: int = _UNSET,
-        sweep_interval: float = _UNSET,
-        heartbeat_interval: float = _UNSET,
-        max_input_bytes: int = _UNSET,
-    ) -> None:
-        # The parameters by name, taken before any other local exists (one list, not three).
-        given = dict(locals())
-        del given["self"]
-        environment = _environment(os.environ)
-        errors: list[str] = []
-        for setting in fields(self):
-            value = given[setting.name]
-            label = setting.name
-            if value is _UNSET and setting.name in environment:
-                label, value = environment[setting.name]
-            if value is _UNSET:
-                value = _default(setting.name)
-            else:
-                try:
-                    value = _PARSERS[setting.name](value)
-                except ValueError as exc:
-                    errors.append(f"{label}: {exc}")
-                    continue
-                if value is _UNSET:  # a blank string: the default
-                    value = _default(setting.name)
-            setattr(self, setting.name, value)
-        if errors:
-            raise SettingsError("; ".join(errors))
-
-    def __repr__(self) -> str:
-        """Like the dataclass's own, with the URLs' passwords masked: settings get logged."""
-        values = []
-        for setting in fields(self):
-            value = getattr(self, setting.name)
-            if setting.name.endswith("_url") and isinstance(value, str):
-                value = mask_url(value)
-            values.append(f"{setting.name}={value!r}")
-        return f"{type(self).__name__}({', '.join(values)})"
-
-    @property
-    def embedded_database_path(self) -> Path:
-        return self.home.expanduser() / "conveyor.db"
-
-    def resolved_database_url(self) -> str:
-        """The configured store URL, or the embedded SQLite file."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.embedded_database_path}"
-
-    def resolved_broker_url(self) -> str:
-        """The configured broker URL, or polling (no broker)."""
-        return self.broker_url or "none://"
-
-    @property
-    def embedded(self) -> bool:
-        return not self.database_url
-
-
-def _environment(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """Field name -> (variable as spelled, value) for every ``CONVEYOR_*`` variable of a field.
-
-    Names match case-insensitively as with pydantic-settings; when two spellings of one name are
-    set, the upper-case one wins (pydantic-settings took whichever came last).
-    """
-    names = {setting.name for setting in fields(Settings)}
-    found: dict[str, tuple[str, str]] = {}
-    for variable, value in environ.items():
-        upper = variable.upper()
-        if not upper.startswith(ENV_PREFIX):
-            continue
-        name = upper[len(ENV_PREFIX) :].lower()
-        if name in names and (name not in found or variable == upper):
-            found[name] = (variable, value)
-    return found
-
-
-def _default(name: str) -> Any:
-    setting = Settings.__dataclass_fields__[name]
-    if callable(setting.default_factory):
-        return setting.default_factory()
-    return setting.default
 
 
 # Parsers take a keyword argument or an environment string and return the field's value, or
@@ -278,18 +145,185 @@ def _consumer_timeout(value: object) -> float:
     return number
 
 
-_PARSERS: dict[str, Callable[[object], Any]] = {
-    "database_url": _url,
-    "broker_url": _url,
-    "home": _path,
-    "amqp_namespace": _text,
-    "amqp_queue_type": _queue_type,
-    "amqp_consumer_timeout": _consumer_timeout,
-    "startup_timeout": _at_least_zero(_number),
-    "lease": _above_zero,
-    "grace_period": _at_least_zero(_number),
-    "crash_limit": _at_least_zero(_integer),
-    "sweep_interval": _above_zero,
-    "heartbeat_interval": _above_zero,
-    "max_input_bytes": _at_least_zero(_integer),
-}
+def _at_least_one(value: object) -> float:
+    """For a multiplier: below 1 a back-off would shrink with each retry."""
+    number = _number(value)
+    if number < 1:
+        raise ValueError(f"must be 1 or more, got {value!r}")
+    return number
+
+
+def _default(declared: Field[Any]) -> Any:
+    default = declared.metadata["default"]
+    return default() if callable(default) else default
+
+
+def setting(default: Any, parse: Callable[[object], Any], doc: str) -> Any:
+    """Declare a setting once: its default, its parser and what it means.
+
+    The field's default is ``_UNSET``, so the generated ``__init__`` can tell "not given" (the
+    environment, then ``default``, applies) from any value; ``default`` may be a callable for a
+    per-instance default. A parser takes a keyword argument or an environment string and returns
+    the value, or ``_UNSET`` for "use the default"; its ValueError's message completes
+    ``"<variable>: "``.
+    """
+    return field(default=_UNSET, metadata={"default": default, "parse": parse, "doc": doc})
+
+
+# The defaults the core owns are read from its own dataclasses (one definition each).
+_RUNNER = RunnerSettings()
+_POLICY = Policy()
+
+
+@dataclass(kw_only=True)
+class Settings:
+    """Every tunable, with its ``CONVEYOR_<NAME>`` environment variable.
+
+    ``Settings(**values)``: each field not given as a keyword comes from its environment
+    variable (case-insensitive; unknown ``CONVEYOR_*`` variables are ignored), else the default.
+    Strings are converted and checked either way; :class:`SettingsError` names every bad value.
+    ``dataclasses.replace(settings, lease=60)`` copies with changes (and checks them). Each
+    field is declared once, with :func:`setting`; README's settings table has a row for each
+    (tests/test_config.py checks).
+    """
+
+    database_url: str | None = setting(
+        None,
+        _url,
+        "State store URL: postgresql://…, sqlite:///path or memory://. "
+        "Empty: the embedded SQLite file in home.",
+    )
+    broker_url: str | None = setting(
+        None,
+        _url,
+        "Dispatch URL: amqp://… (RabbitMQ), none:// (runners poll the store) or memory:// "
+        "(in-process). Empty: none://.",
+    )
+    # RUF009: setting() returns a dataclasses.Field (of _UNSET), not a shared mutable default.
+    home: Path = setting(  # noqa: RUF009
+        default_home,
+        _path,
+        "Folder of the embedded database (~ is expanded on use). Empty: ~/.conveyor.",
+    )
+    amqp_namespace: str = setting(
+        "conveyor", _text, "Prefix of exchange and queue names, so installations share a vhost."
+    )
+    amqp_queue_type: QueueType | None = setting(  # noqa: RUF009
+        None,
+        _queue_type,
+        "RabbitMQ queue type for task queues. Empty: the broker adapter's default (quorum).",
+    )
+    amqp_consumer_timeout: float = setting(
+        1800.0,
+        _consumer_timeout,
+        "The broker's consumer_timeout in seconds (it cannot be read over AMQP).",
+    )
+    startup_timeout: float = setting(
+        5.0,
+        _at_least_zero(_number),
+        "Seconds a process waits for the database and the broker at start before giving up.",
+    )
+    lease: float = setting(_RUNNER.lease, _above_zero, "Seconds a task lease lasts unextended.")
+    grace_period: float = setting(
+        _RUNNER.grace_period,
+        _at_least_zero(_number),
+        "Seconds a running task may finish after SIGTERM before it is handed back.",
+    )
+    crash_limit: int = setting(
+        _POLICY.crash_limit, _at_least_zero(_integer), "Lease expiries after which a task fails."
+    )
+    retry_backoff: float = setting(
+        _POLICY.retry_backoff,
+        _at_least_zero(_number),
+        "Seconds before the first retry of a failed task may run (0: at once).",
+    )
+    retry_backoff_factor: float = setting(
+        _POLICY.retry_backoff_factor,
+        _at_least_one,
+        "Multiplier of the retry back-off per further retry.",
+    )
+    retry_backoff_max: float = setting(
+        _POLICY.retry_backoff_max,
+        _at_least_zero(_number),
+        "Longest retry back-off in seconds.",
+    )
+    sweep_interval: float = setting(
+        _RUNNER.sweep_interval,
+        _above_zero,
+        "Seconds between the expiry/outbox sweeps every runner runs (and idle safety claims).",
+    )
+    heartbeat_interval: float = setting(
+        _RUNNER.heartbeat_interval, _above_zero, "Seconds between runner heartbeats."
+    )
+    max_input_bytes: int = setting(
+        _RUNNER.max_input_bytes,
+        _at_least_zero(_integer),
+        "Largest serialised task input accepted, in bytes.",
+    )
+
+    def __post_init__(self) -> None:
+        """Resolve every field: the keyword given, else its variable, else its default."""
+        environment = _environment(os.environ)
+        errors: list[str] = []
+        for declared in fields(self):
+            name = declared.name
+            value, label = getattr(self, name), name
+            if value is _UNSET and name in environment:
+                label, value = environment[name]
+            if value is not _UNSET:
+                try:
+                    value = declared.metadata["parse"](value)
+                except ValueError as exc:
+                    errors.append(f"{label}: {exc}")
+                    continue
+            if value is _UNSET:  # not given, or a blank string: the default
+                value = _default(declared)
+            setattr(self, name, value)
+        if errors:
+            raise SettingsError("; ".join(errors))
+
+    def __repr__(self) -> str:
+        """Like the dataclass's own, with the URLs' passwords masked: settings get logged."""
+        values = []
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if setting.name.endswith("_url") and isinstance(value, str):
+                value = mask_url(value)
+            values.append(f"{setting.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(values)})"
+
+    @property
+    def embedded_database_path(self) -> Path:
+        return self.home.expanduser() / "conveyor.db"
+
+    def resolved_database_url(self) -> str:
+        """The configured store URL, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.embedded_database_path}"
+
+    def resolved_broker_url(self) -> str:
+        """The configured broker URL, or polling (no broker)."""
+        return self.broker_url or "none://"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+
+def _environment(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Field name -> (variable as spelled, value) for every ``CONVEYOR_*`` variable of a field.
+
+    Names match case-insensitively as with pydantic-settings; when two spellings of one name are
+    set, the upper-case one wins (pydantic-settings took whichever came last).
+    """
+    names = {setting.name for setting in fields(Settings)}
+    found: dict[str, tuple[str, str]] = {}
+    for variable, value in environ.items():
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        name = upper[len(ENV_PREFIX) :].lower()
+        if name in names and (name not in found or variable == upper):
+            found[name] = (variable, value)
+    return found

@@ -19,7 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from conveyor.cli.main import cli
-from conveyor.config import _PARSERS, Settings, SettingsError, default_home
+from conveyor.config import Settings, SettingsError, default_home
+from conveyor.core.runner import RunnerSettings
+from conveyor.core.usecases import Policy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +44,40 @@ def test_defaults_without_environment() -> None:
     assert settings.lease == 30.0 and settings.grace_period == 20.0
     assert settings.crash_limit == 10 and settings.max_input_bytes == 1024 * 1024
     assert settings.sweep_interval == 5.0 and settings.heartbeat_interval == 5.0
+    assert settings.retry_backoff == 0.0 and settings.retry_backoff_factor == 2.0
+    assert settings.retry_backoff_max == 600.0
+
+
+def test_the_defaults_the_core_owns_are_its_own() -> None:
+    """One definition each: the runner's and the state rules' dataclasses hold the defaults."""
+    settings, runner, policy = Settings(), RunnerSettings(), Policy()
+    assert (settings.lease, settings.grace_period) == (runner.lease, runner.grace_period)
+    assert settings.sweep_interval == runner.sweep_interval
+    assert settings.heartbeat_interval == runner.heartbeat_interval
+    assert settings.max_input_bytes == runner.max_input_bytes
+    assert settings.crash_limit == policy.crash_limit
+    assert (settings.retry_backoff, settings.retry_backoff_factor, settings.retry_backoff_max) == (
+        policy.retry_backoff,
+        policy.retry_backoff_factor,
+        policy.retry_backoff_max,
+    )
+
+
+def test_the_retry_back_off_from_its_variables(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("CONVEYOR_RETRY_BACKOFF", "1.5")
+    clean_env.setenv("CONVEYOR_RETRY_BACKOFF_FACTOR", "3")
+    clean_env.setenv("CONVEYOR_RETRY_BACKOFF_MAX", "60")
+    settings = Settings()
+    assert (settings.retry_backoff, settings.retry_backoff_factor) == (1.5, 3.0)
+    assert settings.retry_backoff_max == 60.0
+    clean_env.setenv("CONVEYOR_RETRY_BACKOFF_FACTOR", "0.5")
+    clean_env.setenv("CONVEYOR_RETRY_BACKOFF", "-1")
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    assert str(caught.value) == (
+        "CONVEYOR_RETRY_BACKOFF: must be 0 or more, got '-1'; "
+        "CONVEYOR_RETRY_BACKOFF_FACTOR: must be 1 or more, got '0.5'"
+    )
 
 
 def test_every_field_from_its_environment_variable(clean_env: pytest.MonkeyPatch) -> None:
@@ -59,6 +95,9 @@ def test_every_field_from_its_environment_variable(clean_env: pytest.MonkeyPatch
         "SWEEP_INTERVAL": "0.2",
         "HEARTBEAT_INTERVAL": "1.5",
         "MAX_INPUT_BYTES": "2048",
+        "RETRY_BACKOFF": "2",
+        "RETRY_BACKOFF_FACTOR": "1.5",
+        "RETRY_BACKOFF_MAX": "30",
     }
     for name, value in values.items():
         clean_env.setenv(f"CONVEYOR_{name}", value)
@@ -76,6 +115,9 @@ def test_every_field_from_its_environment_variable(clean_env: pytest.MonkeyPatch
         sweep_interval=0.2,
         heartbeat_interval=1.5,
         max_input_bytes=2048,
+        retry_backoff=2.0,
+        retry_backoff_factor=1.5,
+        retry_backoff_max=30.0,
     )
     settings = Settings()
     assert type(settings.lease) is float and type(settings.crash_limit) is int
@@ -246,9 +288,10 @@ def test_resolved_urls_and_embedded(tmp_path: Path) -> None:
     assert remote.resolved_broker_url() == "amqp://rabbit//"
 
 
-def test_every_field_has_a_parser_and_a_readme_row() -> None:
+def test_every_field_has_a_parser_a_doc_and_a_readme_row() -> None:
     names = [field.name for field in dataclasses.fields(Settings)]
-    assert sorted(_PARSERS) == sorted(names)
+    for field in dataclasses.fields(Settings):
+        assert callable(field.metadata["parse"]) and field.metadata["doc"], field.name
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in names:
         assert f"| `CONVEYOR_{name.upper()}`" in readme, name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
@@ -11,16 +12,16 @@ import subprocess
 import sys
 import time
 from types import FrameType
+from typing import Any
 
 import click
 
-from conveyor.bootstrap import check_broker
+from conveyor.bootstrap import build_runner_settings, check_broker
 from conveyor.caches import LocalFileSystemCache
 from conveyor.cli._app import App, pass_app
 from conveyor.cli._imports import load_tasks
 from conveyor.core.monitor import Monitor, MonitorSettings
-from conveyor.core.runner import RunnerSettings
-from conveyor.process import STOP_SIGNALS
+from conveyor.process import STOP_SIGNALS, monitor_signals
 from conveyor.urls import mask_url
 
 log = logging.getLogger("conveyor.worker")
@@ -55,6 +56,12 @@ MIN_HEALTHY_SECONDS = 5.0
     help="Default task timeout in seconds for tasks that set none.",
 )
 @click.option(
+    "--retry-backoff",
+    type=click.FloatRange(0),
+    help="Seconds before the first retry of a failed task, doubling per retry "
+    "[default: CONVEYOR_RETRY_BACKOFF or 0: at once].",
+)
+@click.option(
     "--cache",
     "cache_dir",
     type=click.Path(file_okay=False),
@@ -70,6 +77,7 @@ def worker(
     lease: float | None,
     grace_period: float | None,
     timeout: float | None,
+    retry_backoff: float | None,
     cache_dir: str | None,
 ) -> None:
     """Start task runners that join CLUSTER and run the given task classes.
@@ -85,23 +93,20 @@ def worker(
       conveyor worker --cluster gpu --concurrency 4 --cache /mnt/shared/cache myflows.tasks
     """
     classes = load_tasks(tasks)
+    flags = {"lease": lease, "grace_period": grace_period, "retry_backoff": retry_backoff}
+    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if overrides:  # flags are settings given on the command line (before the client is built)
+        app.settings = dataclasses.replace(app.settings, **overrides)
     settings = app.settings
-    lease = lease if lease is not None else settings.lease
-    grace = grace_period if grace_period is not None else settings.grace_period
     if concurrency > 1:
-        sys.exit(_supervise(app, concurrency, grace))
+        sys.exit(_supervise(app, concurrency))  # the children get the same flags
     client = app.client
     runner = client.runner(
         cluster,
         tasks=classes,
         cache=LocalFileSystemCache(cache_dir) if cache_dir else None,
-        settings=RunnerSettings(
-            lease=lease,
-            grace_period=grace,
-            default_timeout=timeout,
-            max_input_bytes=settings.max_input_bytes,
-            sweep_interval=settings.sweep_interval,
-            heartbeat_interval=settings.heartbeat_interval,
+        settings=build_runner_settings(
+            settings, default_timeout=timeout, max_input_bytes=client.max_input_bytes
         ),
     )
     _die_with_parent()
@@ -155,7 +160,7 @@ def _child_command() -> list[str]:
     ]
 
 
-def _supervise(app: App, count: int, grace: float) -> int:
+def _supervise(app: App, count: int) -> int:
     """Run ``count`` runner processes; restart any that crash; stop them all on a signal.
 
     Returns 0 once every child exited after a signal. A crashed child is restarted at once if it
@@ -238,14 +243,14 @@ def _supervise(app: App, count: int, grace: float) -> int:
 @click.command()
 @click.option(
     "--interval",
-    default=5.0,
+    default=MonitorSettings().interval,
     show_default=True,
     type=click.FloatRange(0.1),
     help="Seconds between sweeps.",
 )
 @click.option(
     "--runner-silence",
-    default=60.0,
+    default=MonitorSettings().runner_silence,
     show_default=True,
     type=click.FloatRange(1),
     help="Seconds without heartbeat after which a runner counts as gone.",
@@ -264,4 +269,6 @@ def monitor(app: App, interval: float, runner_silence: float) -> None:
         f"[bold]conveyor monitor[/] every {interval:g}s on "
         f"{mask_url(app.settings.resolved_database_url())}"
     )
-    Monitor(client.service, MonitorSettings(interval, runner_silence)).run_forever()
+    sweeper = Monitor(client.service, MonitorSettings(interval, runner_silence))
+    with monitor_signals(sweeper):
+        sweeper.run_forever()

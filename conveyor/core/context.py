@@ -28,6 +28,9 @@ DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
 MAX_PROGRESS_INDICATORS = 1000
 MAX_PROGRESS_LABEL = 100
 
+#: Progress of one task: label -> (total, done).
+Progress = dict[str | None, tuple[int, int]]
+
 
 def encode_input(task: Task, max_bytes: int) -> bytes:
     """Serialise a task's input and enforce the size cap.
@@ -265,14 +268,27 @@ class ExecutionContext:
                 self._progress[label] = ProgressUpdate(label, self._lock)
             return self._progress[label]
 
-    # -- read by the runner --------------------------------------------------------------------
-    def _subtask_specs(self) -> list[NewTask]:
-        with self._lock:
-            return [f.spec for f in self._subtasks]
-
-    def _progress_snapshot(self) -> dict[str | None, tuple[int, int]]:
+    # -- runner-facing: read by the task runner, not meant for task code -----------------------
+    def progress_snapshot(self) -> Progress:
+        """Every indicator's (total, done) now; the runner writes it live and with the result."""
         with self._lock:
             return {label: (p._total, p._done) for label, p in self._progress.items()}
+
+    def outcome(self, *, with_subtasks: bool = True) -> TaskOutcome:
+        """What the runner records once ``execute`` returned (subtasks only for a success)."""
+        with self._lock:
+            subtasks = [f.spec for f in self._subtasks] if with_subtasks else []
+            progress = {label: (p._total, p._done) for label, p in self._progress.items()}
+        return TaskOutcome(self.current_task.display, progress, subtasks)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """A snapshot of what an execution leaves for the runner to record."""
+
+    display: str
+    progress: Progress
+    subtasks: list[NewTask]
 
 
 def _as_list(

@@ -8,16 +8,16 @@ run at once (concurrent sweepers skip each other's locked rows).
 After a database outage the monitor needs no pause of its own: its sweep, like every runner's,
 is ``Orchestrator.expire_leases``, which takes only leases overdue by more than the outage this
 process saw (holders could not extend meanwhile), even when the sweep itself waited through it.
+
+Signals are the entry point's (``conveyor monitor`` wraps ``run_forever`` in
+``conveyor.process.monitor_signals``): here there is only ``stop()``.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from dataclasses import dataclass
-from types import FrameType
-from typing import Any
 
 from conveyor.core.errors import InfrastructureError
 from conveyor.core.service import Orchestrator
@@ -68,25 +68,13 @@ class Monitor:
         return report
 
     def run_forever(self) -> None:
-        """Sweep every ``interval`` seconds until ``stop()``, SIGTERM or SIGINT."""
-        previous: dict[signal.Signals, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, self._on_signal)
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.run_once()
-                except InfrastructureError as exc:
-                    log.warning("monitor sweep failed: %s; retrying", exc)
-                self._stop.wait(self.settings.interval)
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        """Sweep every ``interval`` seconds until ``stop()``."""
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except InfrastructureError as exc:
+                log.warning("monitor sweep failed: %s; retrying", exc)
+            self._stop.wait(self.settings.interval)
 
     def stop(self) -> None:
-        self._stop.set()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("monitor: signal %d, stopping", signum)
         self._stop.set()

@@ -10,17 +10,16 @@ accumulated meanwhile as one confirmed batch and marks it with one statement, so
 in a loop gets its messages out in batches instead of one round trip each.
 
 ``flush`` waits until everything handed over was published (or given up to the sweep); the
-client flushes on ``close`` and at interpreter exit, so a script that submits and ends does not
-leave its messages to the sweep.
+client flushes on ``close``, and the composition root (``conveyor.bootstrap``) at interpreter
+exit, so a script that submits and ends does not leave its messages to the sweep: process exit
+is the entry point's business, not the core's.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 
 from conveyor.core.model import DispatchMessage
@@ -43,7 +42,6 @@ class OutboxRelay:
         self._thread: threading.Thread | None = None
         #: Messages published and marked by this relay (for tests and metrics).
         self.published = 0
-        _live.add(self)
 
     def put(self, messages: Sequence[DispatchMessage]) -> None:
         """Hand over committed messages; returns at once."""
@@ -86,7 +84,6 @@ class OutboxRelay:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
-        _live.discard(self)
 
     def _run(self) -> None:
         while True:
@@ -110,12 +107,3 @@ class OutboxRelay:
                 self._in_flight = 0
                 self._cond.notify_all()
 
-
-_live: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    """A script that submits and exits without closing its client still gets its messages out."""
-    for relay in list(_live):
-        relay.flush(timeout=10.0)
