@@ -41,8 +41,11 @@ class JobState(enum.StrEnum):
     CANCELED = "CANCELED"
 
 
-#: Job states in which no task is dispatched.
+#: Job states in which no task is dispatched: the terminal ones (what a waiting client or page
+#: stops at). The one definition: a retry makes FAILED and CANCELED active again.
 INACTIVE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.COMPLETED})
+#: Job states a retry acts on (it requeues their FAILED tasks); on any other it does nothing.
+RETRYABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELED})
 
 
 @dataclass(frozen=True, slots=True)
