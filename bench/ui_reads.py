@@ -7,6 +7,7 @@ test must not assert. The job and the reads are the test's (integration/web/big_
     .venv/bin/python bench/ui_reads.py                       # both, PostgreSQL on 127.0.0.1
     .venv/bin/python bench/ui_reads.py --sqlite --repeat 5   # SQLite only
     .venv/bin/python bench/ui_reads.py --url postgresql://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/ui_reads.py --postgresql --analyze  # with the planner's statistics
 
 Each read runs ``--repeat`` times after one warm-up pass; the table gives the median and the
 slowest, in milliseconds.
@@ -61,13 +62,25 @@ def scratch_database(server: str | None, folder: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def time_reads(url: str, home: Path, fan_out: int, repeat: int) -> dict[str, list[float]]:
+def analyze(url: str) -> None:
+    """PostgreSQL's statistics now, as autovacuum gathers them a while after a big write."""
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+def time_reads(
+    url: str, home: Path, fan_out: int, repeat: int, with_stats: bool
+) -> dict[str, list[float]]:
     """Seconds of each read of the pages, ``repeat`` times each, after one warm-up pass."""
     client = Client(database_url=url, settings=Settings(home=home))
     try:
         started = time.perf_counter()
         job_id = build_big_job(client, fan_out)
         print(f"  wrote {fan_out + 2:,} tasks in {time.perf_counter() - started:.1f} s")
+        if with_stats and url.startswith("postgresql"):
+            analyze(url)
         timings: dict[str, list[float]] = {}
         with TestClient(create_app(client.service), base_url="http://127.0.0.1:5555") as http:
 
@@ -94,6 +107,11 @@ def main() -> None:
     parser.add_argument("--postgresql", action="store_true", help="PostgreSQL only")
     parser.add_argument("--fan-out", type=int, default=FAN_OUT, help="subtasks of the root")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes over the reads")
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="ANALYZE (PostgreSQL) before timing, as autovacuum does a while after the write",
+    )
     args = parser.parse_args()
     servers: list[tuple[str, str | None]] = []
     if not args.sqlite:
@@ -104,7 +122,9 @@ def main() -> None:
     for name, server in servers:
         print(f"{name}:")
         with tempfile.TemporaryDirectory() as folder, scratch_database(server, Path(folder)) as db:
-            results[name] = time_reads(db, Path(folder) / "home", args.fan_out, args.repeat)
+            results[name] = time_reads(
+                db, Path(folder) / "home", args.fan_out, args.repeat, args.analyze
+            )
     labels = list(next(iter(results.values())))
     header = "".join(f" | {n} median | {n} max" for n in results)
     print(f"\n| read ({args.fan_out:,} subtasks, ms){header} |")

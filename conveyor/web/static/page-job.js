@@ -11,9 +11,10 @@ import { graphSvg } from "./job-graph.js";
 import { groupPanel, taskPanel } from "./job-panel.js";
 import { pill, stackbar } from "./widgets.js";
 
-const GRAPH_LEGEND = ["WAITING", "QUEUED", "RUNNING", "COMPUTED", "FAILED", "SKIPPED", "FAILED_OPTIONAL"];
+// WAITING (a queued task whose dependencies are not complete) first, then the stored states.
+const graphLegend = () => ["WAITING", ...enums.taskStates];
 
-const LAYOUT = html`
+const layout = () => html`
   <div class="card job-head" id="job-head"></div>
   <div class="grid cols-5 mt" id="job-stats"></div>
   <div class="card mt" id="job-progress" hidden><div class="card-head"><h2>Progress</h2></div><div class="card-body"></div></div>
@@ -22,7 +23,7 @@ const LAYOUT = html`
     <div class="card">
       <div class="card-head"><h2>Task graph</h2><span class="muted" id="graph-count"></span><span class="grow"></span>
         <button class="small" id="collapse-all" title="Show only the root tasks">Collapse all</button></div>
-      <div class="graph-legend legend-row">${GRAPH_LEGEND.map((s) => html`<span><i class="dot-state bg-${s}"></i>${s === "QUEUED" ? "ready" : stateLabel(s)}</span>`)}<span class="faint">· click a task for details, a group to list its tasks, ▸ to show subtasks</span></div>
+      <div class="graph-legend legend-row">${graphLegend().map((s) => html`<span><i class="dot-state bg-${s}"></i>${s === "QUEUED" ? "ready" : stateLabel(s)}</span>`)}<span class="faint">· click a task for details, a group to list its tasks, ▸ to show subtasks</span></div>
       <div class="card-body flush" style="padding-bottom:0"><div class="graph-wrap" id="graph"><div class="skeleton">Loading the task graph…</div></div></div>
     </div>
     <div class="panel" id="panel"></div>
@@ -268,7 +269,7 @@ export function jobPage(jobId) {
     async mount(el) {
       main = el;
       job = await api(`/api/jobs/${jobId}`);
-      render(main, LAYOUT);
+      render(main, layout());
       renderHeader();
       await loadLevel(null);
       await autoExpand(levels, expanded, loadLevel);
