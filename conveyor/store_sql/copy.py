@@ -14,7 +14,7 @@ import psycopg
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-#: Row count from which ``SqlTx.insert_tasks`` uses COPY on PostgreSQL.
+#: Row count from which ``insert_tasks`` uses COPY on PostgreSQL (:class:`.executor.PgExecutor`).
 COPY_THRESHOLD = 200
 
 

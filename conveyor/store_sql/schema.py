@@ -277,7 +277,7 @@ runners = Table(
     Index("ix_runners_state_last_seen", "state", "last_seen"),
 )
 
-# -- monitoring indexes (migration 0003; see conveyor/store_sql/queries.py) ---------------------
+# -- monitoring indexes (migration 0003; see conveyor/store_sql/reads.py) -----------------------
 # Pages of a job's root tasks: one small entry per root. Also job_facts.all_roots_complete,
 # scanned backwards for the newest open root (migration 0005).
 Index(
