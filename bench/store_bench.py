@@ -134,7 +134,7 @@ def _cycle_worker(
         else:
 
             def claim_next(tx: object) -> object:
-                found = tx.claim_next("default", REG, runner, 60)  # type: ignore[attr-defined]
+                found = tx.claims.claim_next("default", REG, runner, 60)  # type: ignore[attr-defined]
                 if found is not None:
                     usecases.refresh_job_state(tx, found.job_id)  # type: ignore[arg-type]
                 return found

@@ -7,6 +7,7 @@ hangs off it. A client is safe to share between threads, including from inside `
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ from conveyor.core.context import new_task_spec
 from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, validate_slug
 from conveyor.core.model import Cluster, Job, JobQuery, JobState, TaskRecord
 from conveyor.core.ports import Broker, JobCache, Store
+from conveyor.core.reads import ReadService
 from conveyor.core.registry import Runner
 from conveyor.core.runner import RunnerSettings, TaskRunner
 from conveyor.core.task import Task
@@ -91,6 +93,12 @@ class Client:
     def clusters(self) -> ClusterClient:
         return ClusterClient(self)
 
+    @functools.cached_property
+    def reads(self) -> ReadService:
+        """Read-only queries (the web UI, /metrics and the CLI's read commands use them);
+        commands go through ``service``."""
+        return ReadService(self.service.store)
+
     def runner(
         self,
         cluster: str | None = None,
@@ -142,6 +150,7 @@ class JobClient:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._service = client.service
+        self._reads = client.reads
 
     def submit(
         self,
@@ -189,11 +198,11 @@ class JobClient:
             for task, slug in zip(tasks, clusters, strict=True)
         ]
         record = self._service.submit_job(job_name, specs, idempotency_key)
-        return self._service.find_job(record.id)
+        return self._reads.find_job(record.id)
 
     def find(self, job_or_id: Job | uuid.UUID | str) -> Job:
         """The job's current state, progress and stats. Raises JobNotFoundError."""
-        return self._service.find_job(job_id_of(job_or_id))
+        return self._reads.find_job(job_id_of(job_or_id))
 
     def retry(self, job_or_id: Job | uuid.UUID | str) -> int:
         """Requeue the FAILED tasks of a failed or canceled job; how many."""
@@ -222,14 +231,14 @@ class JobClient:
             states = (job_states,)
         else:
             states = tuple(job_states)
-        records = self._service.query_jobs(
+        records = self._reads.query_jobs(
             JobQuery(states=states, name=name, cluster=cluster, limit=limit)
         )
-        return [self._service.find_job(r.id) for r in records]
+        return [self._reads.find_job(r.id) for r in records]
 
     def tasks(self, job_or_id: Job | uuid.UUID | str) -> Iterator[TaskRecord]:
         """Every task of the job, paged lazily."""
-        return self._service.iter_tasks(job_id_of(job_or_id))
+        return self._reads.iter_tasks(job_id_of(job_or_id))
 
     def wait(
         self, job_or_id: Job | uuid.UUID | str, timeout: float | None = None, poll: float = 0.2
@@ -242,7 +251,7 @@ class JobClient:
         job_id = job_id_of(job_or_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self._service.find_job(job_id)
+            job = self._reads.find_job(job_id)
             if job.state in TERMINAL_JOB_STATES:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -255,6 +264,7 @@ class ClusterClient:
 
     def __init__(self, client: Client) -> None:
         self._service = client.service
+        self._reads = client.reads
 
     def create(self, name: str, slug: str | None = None) -> Cluster:
         return self._service.create_cluster(name, slug)
@@ -263,7 +273,7 @@ class ClusterClient:
         return self._service.find_cluster(slug)
 
     def all(self) -> list[Cluster]:
-        return self._service.all_clusters()
+        return self._reads.all_clusters()
 
     def delete(self, cluster_or_slug: Cluster | str) -> None:
         slug = cluster_or_slug.slug if isinstance(cluster_or_slug, Cluster) else cluster_or_slug

@@ -20,12 +20,18 @@ from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
 from conveyor.core.model import ClaimedTask, NewTask, TaskState
 from conveyor.core.monitor import Monitor, MonitorSettings
+from conveyor.core.reads import ReadService
 from conveyor.core.registry import Runner
 from conveyor.core.runner import RunnerSettings, TaskRunner
 from conveyor.core.service import Orchestrator
 from conveyor.core.task import Task, task_identifier
 from conveyor.memory.broker import InMemoryBroker
 from conveyor.store_sql import SqlStore
+
+
+def reads_of(service: Orchestrator) -> ReadService:
+    """The read service over ``service``'s store (reads are not the orchestrator's)."""
+    return ReadService(service.store)
 
 
 def test_concurrent_monitors_requeue_each_expired_task_once(postgres_empty_database: str) -> None:
@@ -51,7 +57,7 @@ def test_concurrent_monitors_requeue_each_expired_task_once(postgres_empty_datab
         thread.start()
     for thread in threads:
         thread.join()
-    tasks = [service.get_task(i) for i in ids]
+    tasks = [reads_of(service).get_task(i) for i in ids]
     assert all(t is not None and t.state is TaskState.QUEUED for t in tasks)
     assert {t.crash_count for t in tasks if t is not None} == {1}
     assert broker.published - published_before == len(ids), "one message per requeue"
@@ -179,7 +185,7 @@ def test_a_database_outage_longer_than_the_lease_expires_no_live_lease(
         direct.submit_job("held", specs)
 
         def states() -> list[TaskState]:
-            return [direct.get_task(s.id).state for s in specs]  # type: ignore[union-attr]
+            return [reads_of(direct).get_task(s.id).state for s in specs]  # type: ignore[union-attr]
 
         wait_until(lambda: states() == [TaskState.RUNNING] * 3, 30, "three running tasks")
 
@@ -187,10 +193,10 @@ def test_a_database_outage_longer_than_the_lease_expires_no_live_lease(
         time.sleep(lease + 2)  # every lease runs out while nobody can reach the database
         relay.restore()
         assert sleeper.run_once().requeued == 0
-        back = direct.store_now()
+        back = reads_of(direct).store_now()
 
         def extended() -> bool:
-            tasks = [direct.get_task(s.id) for s in specs]
+            tasks = [reads_of(direct).get_task(s.id) for s in specs]
             return all(
                 t is not None and t.lease_expires is not None and t.lease_expires > back
                 for t in tasks
@@ -200,9 +206,9 @@ def test_a_database_outage_longer_than_the_lease_expires_no_live_lease(
         RELEASE.set()
         wait_until(lambda: states() == [TaskState.COMPUTED] * 3, 30, "three computed tasks")
         for spec in specs:
-            task = direct.get_task(spec.id)
+            task = reads_of(direct).get_task(spec.id)
             assert task is not None and (task.attempt, task.crash_count) == (1, 0)
-            assert [a.outcome for a in direct.task_attempts(spec.id)] == ["computed"]
+            assert [a.outcome for a in reads_of(direct).task_attempts(spec.id)] == ["computed"]
     finally:
         RELEASE.set()
         for runner in runners:

@@ -14,6 +14,7 @@ from conveyor.cli._render import runners_table
 from conveyor.config import Settings
 from conveyor.core.errors import ClusterNotFoundError
 from conveyor.core.identifiers import validate_slug
+from conveyor.core.reads import ReadService
 
 
 @click.group()
@@ -60,7 +61,7 @@ def list_clusters(app: App) -> None:
       conveyor --json clusters list
     """
     found = app.client.clusters().all()
-    runners = app.client.service.list_runners()
+    runners = app.client.reads.list_runners()
     if app.as_json:
         app.print_json(
             [
@@ -115,7 +116,7 @@ def list_runners(app: App, include_gone: bool) -> None:
       conveyor runners list
       conveyor runners list --all --json
     """
-    found = app.client.service.list_runners(include_gone)
+    found = app.client.reads.list_runners(include_gone)
     if app.as_json:
         app.print_json(
             [
@@ -248,7 +249,7 @@ def doctor(app: App) -> None:
         detail = check_broker(broker_url, settings.startup_timeout)
         broker = build_broker(broker_url, settings)
         if store is not None and hasattr(broker, "queue_depths"):
-            for runner in store.run(lambda tx: tx.list_runners()):
+            for runner in ReadService(store).list_runners():
                 depths = broker.queue_depths(runner.cluster, runner.identifiers)
                 waiting = sum(depths.values())
                 detail += f"\n{runner.cluster}: {len(depths)} queues, {waiting} messages waiting"
@@ -259,8 +260,9 @@ def doctor(app: App) -> None:
             checks, "broker", False, f"{type(exc).__name__}: {redact(str(exc), broker_url)}"
         )
     if store is not None:
-        online = store.run(lambda tx: tx.list_runners())
-        clusters = store.run(lambda tx: tx.list_clusters())
+        reads = ReadService(store)
+        online = reads.list_runners()
+        clusters = reads.all_clusters()
         by_cluster = ", ".join(
             f"{c.slug}: {sum(r.cluster == c.slug for r in online)}" for c in clusters
         )

@@ -335,8 +335,9 @@ def list_jobs(
         before_id=before,
         limit=limit,
     )
-    records = service.query_jobs(query)
-    rows = [(r, service.task_counts(r.id)) for r in records]
+    reads = app.client.reads
+    records = reads.query_jobs(query)
+    rows = [(r, reads.task_counts(r.id)) for r in records]
     if app.as_json:
         app.print_json(
             [

@@ -90,7 +90,9 @@ def ui(app: App, host: str, port: int, token: str | None, allowed_hosts: tuple[s
 
     settings = app.settings
     hosts = default_allowed_hosts(host, allowed_hosts)
-    web = create_app(app.client.service, token=token or None, allowed_hosts=hosts)
+    web = create_app(
+        app.client.service, reads=app.client.reads, token=token or None, allowed_hosts=hosts
+    )
     where = f"[{host}]" if ":" in host and not host.startswith("[") else host
     app.err.print(
         f"[bold]conveyor ui[/] on http://{where}:{port}\n"

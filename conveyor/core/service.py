@@ -8,18 +8,16 @@ process dies or the broker refuses, the rows stay publish-pending and the outbox
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from conveyor.core import usecases
 from conveyor.core.errors import (
     ClusterNotFoundError,
     ConveyorError,
-    JobNotFoundError,
     StoreUnavailableError,
 )
 from conveyor.core.identifiers import (
@@ -31,34 +29,20 @@ from conveyor.core.identifiers import (
     validate_slug,
 )
 from conveyor.core.model import (
-    AttemptRecord,
     ClaimedTask,
     ClaimRefusal,
     Cluster,
     DispatchMessage,
-    Job,
-    JobQuery,
     JobRecord,
     JobState,
     NewTask,
     RegisteredIdentifier,
     RunnerInfo,
     TaskError,
-    TaskRecord,
-    TaskState,
 )
 from conveyor.core.ports import Broker, Store, StoreTx
 from conveyor.core.relay import OutboxRelay
 from conveyor.core.usecases import Outcome, Policy
-from conveyor.core.views import (
-    AttemptBucket,
-    ChildGroup,
-    EndedAttempt,
-    IdentifierStateCount,
-    QueueStats,
-    TaskFailure,
-    TaskQuery,
-)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -153,7 +137,10 @@ class StoreAvailability:
 
 
 class Orchestrator:
-    """Store + broker + policy: every operation the client, runners and monitor perform."""
+    """Store + broker + policy: every command the client, runners and monitor perform.
+
+    Reads live in :class:`conveyor.core.reads.ReadService`; what stays here changes state (or
+    is what a runner asks before it does, such as ``has_dispatchable`` and ``find_cluster``)."""
 
     def __init__(
         self,
@@ -206,7 +193,7 @@ class Orchestrator:
 
         def mark(ids: list[TaskId]) -> None:
             try:
-                self._run(lambda tx: tx.mark_published(ids))
+                self._run(lambda tx: tx.outbox.mark_published(ids))
                 marked.append(len(ids))
             except ConveyorError as exc:
                 errors.append(exc)
@@ -252,7 +239,9 @@ class Orchestrator:
         """Publish what committed transactions left unpublished (their publish lease passed)."""
         if not self.policy.publish:
             return 0
-        messages = self._run(lambda tx: tx.claim_unpublished(self.policy.publish_lease, limit))
+        messages = self._run(
+            lambda tx: tx.outbox.claim_unpublished(self.policy.publish_lease, limit)
+        )
         return self._publish(messages)
 
     def expire_leases(self, limit: int = 500) -> int:
@@ -277,26 +266,23 @@ class Orchestrator:
         if slug is None:
             slug = name if SLUG_PATTERN.match(name) else slugify(name)
         cluster = Cluster(validate_slug(slug), name)
-        self._run(lambda tx: tx.insert_cluster(cluster))
+        self._run(lambda tx: tx.clusters.insert_cluster(cluster))
         return cluster
 
     def find_cluster(self, slug: str | None) -> Cluster:
         slug = slug or DEFAULT_CLUSTER
-        cluster = self._run(lambda tx: tx.get_cluster(slug))
+        cluster = self._run(lambda tx: tx.clusters.get_cluster(slug))
         if cluster is None:
             raise ClusterNotFoundError(
                 f"Unknown cluster {slug!r}: create it first (`conveyor clusters create {slug}`)"
             )
         return cluster
 
-    def all_clusters(self) -> list[Cluster]:
-        return self._run(lambda tx: tx.list_clusters())
-
     def delete_cluster(self, slug: str) -> None:
         cluster = self.find_cluster(slug)
         if not cluster.deletable:
             raise ValueError(f"The {slug!r} cluster always exists and cannot be deleted")
-        self._run(lambda tx: tx.delete_cluster(slug))
+        self._run(lambda tx: tx.clusters.delete_cluster(slug))
 
     # -- jobs ----------------------------------------------------------------------------------
     def submit_job(
@@ -324,55 +310,7 @@ class Orchestrator:
         return self._run(lambda tx: usecases.cancel_job(tx, job_id))
 
     def delete_job(self, job_id: JobId) -> bool:
-        return self._run(lambda tx: tx.delete_job(job_id))
-
-    def job_record(self, job_id: JobId) -> JobRecord:
-        job = self._run(lambda tx: tx.get_job(job_id))
-        if job is None:
-            raise JobNotFoundError(f"No job with id {job_id}")
-        return job
-
-    def find_job(self, job_id: JobId) -> Job:
-        def read(tx: StoreTx) -> Job:
-            record = tx.get_job(job_id)
-            if record is None:
-                raise JobNotFoundError(f"No job with id {job_id}")
-            return Job(
-                id=record.id,
-                name=record.name,
-                state=record.state,
-                submitted_at=record.submitted_at,
-                cluster=record.cluster,
-                progress=tx.job_progress(job_id),
-                execution_stats=tx.job_stats(job_id),
-            )
-
-        return self._run(read)
-
-    def query_jobs(self, query: JobQuery) -> list[JobRecord]:
-        return self._run(lambda tx: tx.query_jobs(query))
-
-    def iter_tasks(self, job_id: JobId, page_size: int = 1000) -> Iterator[TaskRecord]:
-        """Every task of a job, paging through the store lazily."""
-        self.job_record(job_id)
-        after: TaskId | None = None
-        while True:
-            page = self._run(
-                lambda tx: tx.job_tasks(job_id, after=after, limit=page_size)  # noqa: B023
-            )
-            yield from page
-            if len(page) < page_size:
-                return
-            after = page[-1].id
-
-    def task_counts(self, job_id: JobId) -> dict[TaskState, int]:
-        return self._run(lambda tx: tx.task_counts(job_id))
-
-    def get_task(self, task_id: TaskId) -> TaskRecord | None:
-        return self._run(lambda tx: tx.get_task(task_id))
-
-    def task_attempts(self, task_id: TaskId) -> list[AttemptRecord]:
-        return self._run(lambda tx: tx.task_attempts(task_id))
+        return self._run(lambda tx: tx.jobs.delete_job(job_id))
 
     # -- runners -------------------------------------------------------------------------------
     def claim(
@@ -389,7 +327,7 @@ class Orchestrator:
         lease: float,
     ) -> ClaimedTask | None:
         def run(tx: StoreTx) -> ClaimedTask | None:
-            claimed = tx.claim_next(cluster, identifiers, runner_id, lease)
+            claimed = tx.claims.claim_next(cluster, identifiers, runner_id, lease)
             if claimed is not None:
                 usecases.refresh_job_state(tx, claimed.job_id)
             return claimed
@@ -397,7 +335,7 @@ class Orchestrator:
         return self._run(run)
 
     def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
-        return self._run(lambda tx: tx.has_dispatchable(cluster, identifiers))
+        return self._run(lambda tx: tx.claims.has_dispatchable(cluster, identifiers))
 
     def complete(
         self,
@@ -479,7 +417,7 @@ class Orchestrator:
         return self._after(result).recorded
 
     def extend_lease(self, task: ClaimedTask, lease: float) -> bool:
-        expires = self._run(lambda tx: tx.extend_lease(task.id, task.attempt, lease))
+        expires = self._run(lambda tx: tx.tasks.extend_lease(task.id, task.attempt, lease))
         return expires is not None
 
     def report_live(
@@ -491,69 +429,23 @@ class Orchestrator:
         """Write live progress and display of a running task (fenced)."""
 
         def run(tx: StoreTx) -> bool:
-            ok = tx.write_progress(task.id, task.attempt, progress) if progress else True
+            ok = tx.attempts.write_progress(task.id, task.attempt, progress) if progress else True
             if display is not None:
-                ok = tx.set_display(task.id, task.attempt, display) and ok
+                ok = tx.tasks.set_display(task.id, task.attempt, display) and ok
             return ok
 
         return self._run(run)
 
     def register_runner(self, info: RunnerInfo) -> None:
-        self._run(lambda tx: tx.upsert_runner(info))
+        self._run(lambda tx: tx.runners.upsert_runner(info))
 
     def runner_heartbeat(
         self, runner_id: str, current: TaskId | None, computed: int, failed: int
     ) -> None:
-        self._run(lambda tx: tx.runner_heartbeat(runner_id, current, computed, failed))
+        self._run(lambda tx: tx.runners.runner_heartbeat(runner_id, current, computed, failed))
 
     def set_runner_state(self, runner_id: str, state: str) -> None:
-        self._run(lambda tx: tx.set_runner_state(runner_id, state))
+        self._run(lambda tx: tx.runners.set_runner_state(runner_id, state))
 
     def mark_silent_runners(self, silent_seconds: float) -> int:
-        return self._run(lambda tx: tx.mark_silent_runners(silent_seconds))
-
-    def list_runners(self, include_gone: bool = False) -> list[RunnerInfo]:
-        return self._run(lambda tx: tx.list_runners(include_gone))
-
-    # -- monitoring (read-only: the web UI, dashboards, metrics) ----------------------------------
-    def store_now(self) -> dt.datetime:
-        """The store's clock."""
-        return self._run(lambda tx: tx.now())
-
-    def count_jobs_by_state(self) -> dict[JobState, int]:
-        return self._run(lambda tx: tx.count_jobs_by_state())
-
-    def task_counts_by_job(self, job_ids: Sequence[JobId]) -> dict[JobId, dict[TaskState, int]]:
-        return self._run(lambda tx: tx.task_counts_by_job(job_ids))
-
-    def queue_stats(self) -> list[QueueStats]:
-        return self._run(lambda tx: tx.queue_stats())
-
-    def recent_failures(self, limit: int = 20) -> list[TaskFailure]:
-        return self._run(lambda tx: tx.recent_failures(limit))
-
-    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
-        """A page of one job's tasks. Raises JobNotFoundError."""
-
-        def read(tx: StoreTx) -> list[TaskRecord]:
-            if tx.get_job(query.job_id) is None:
-                raise JobNotFoundError(f"No job with id {query.job_id}")
-            return tx.query_tasks(query)
-
-        return self._run(read)
-
-    def children_summary(self, job_id: JobId, parent_id: TaskId | None) -> list[ChildGroup]:
-        """Counts per (identifier, state) of a task's children, or of the job's roots."""
-        return self._run(lambda tx: tx.children_summary(job_id, parent_id))
-
-    def child_counts(self, task_ids: Sequence[TaskId]) -> dict[TaskId, int]:
-        return self._run(lambda tx: tx.child_counts(task_ids))
-
-    def attempts_per_minute(self, since: dt.datetime) -> list[AttemptBucket]:
-        return self._run(lambda tx: tx.attempts_per_minute(since))
-
-    def ended_attempts(self, since: dt.datetime, until: dt.datetime) -> list[EndedAttempt]:
-        return self._run(lambda tx: tx.ended_attempts(since, until))
-
-    def task_counts_by_identifier(self) -> list[IdentifierStateCount]:
-        return self._run(lambda tx: tx.task_counts_by_identifier())
+        return self._run(lambda tx: tx.runners.mark_silent_runners(silent_seconds))

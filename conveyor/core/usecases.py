@@ -98,14 +98,14 @@ def derive_job_state(facts: JobFacts) -> JobState:
 
 def refresh_job_state(tx: StoreTx, job_id: JobId) -> JobState:
     """Recompute the job's state from its facts; writes the job row only if it changed."""
-    state = derive_job_state(tx.job_facts(job_id))
-    tx.set_job_state(job_id, state)
+    state = derive_job_state(tx.jobs.job_facts(job_id))
+    tx.jobs.set_job_state(job_id, state)
     return state
 
 
 def _require_clusters(tx: StoreTx, clusters: Iterable[str]) -> None:
     for slug in sorted(set(clusters)):
-        if tx.get_cluster(slug) is None:
+        if tx.clusters.get_cluster(slug) is None:
             raise ClusterNotFoundError(
                 f"Unknown cluster {slug!r}: create it first (`conveyor clusters create {slug}`)"
             )
@@ -164,7 +164,7 @@ def submit_job(
         ClusterNotFoundError: a root names a cluster that does not exist.
     """
     if idempotency_key is not None:
-        existing = tx.find_job_by_key(idempotency_key)
+        existing = tx.jobs.find_job_by_key(idempotency_key)
         if existing is not None:
             return existing, Outcome()
     _require_clusters(tx, (root.cluster for root in roots))
@@ -179,9 +179,9 @@ def submit_job(
         root_count=len(roots),
         updated_at=now,
     )
-    tx.insert_job(job)
+    tx.jobs.insert_job(job)
     records = [_new_record(job.id, None, r, skipped=False, now=now, policy=policy) for r in roots]
-    tx.insert_tasks(records)
+    tx.tasks.insert_tasks(records)
     return job, Outcome([message_for(r) for r in records if r.publish_pending])
 
 
@@ -202,7 +202,7 @@ def claim(
     for). The job becomes RUNNING in the same step (see :data:`CLAIM_STARTS_JOB`). The reason
     is read only when the claim took nothing (:func:`refusal`), so a successful claim stays one
     statement."""
-    claimed = tx.claim_task(
+    claimed = tx.claims.claim_task(
         task_id, cluster, runner_id, lease_seconds, JobState.RUNNING, CLAIM_STARTS_JOB
     )
     if claimed is not None:
@@ -217,7 +217,7 @@ def refusal(tx: StoreTx, task_id: TaskId, cluster: str) -> ClaimRefusal:
     It names the first condition that fails, in the order a reader needs (a foreign task is
     reported as such whatever its state); it decides nothing, the claim did. A task found
     dispatchable here changed between the claim and the read (``CHANGED``)."""
-    task = tx.get_task(task_id)
+    task = tx.tasks.get_task(task_id)
     if task is None:
         return ClaimRefusal(task_id, RefusalReason.UNKNOWN_TASK, cluster)
     job_state: JobState | None = None
@@ -228,7 +228,7 @@ def refusal(tx: StoreTx, task_id: TaskId, cluster: str) -> ClaimRefusal:
     elif task.state is not TaskState.QUEUED:
         reason = RefusalReason.DONE
     else:
-        job = tx.get_job(task.job_id)
+        job = tx.jobs.get_job(task.job_id)
         job_state = job.state if job is not None else None
         if job_state is None or job_state in INACTIVE_JOB_STATES:
             reason = RefusalReason.JOB_INACTIVE
@@ -251,7 +251,7 @@ def refusal(tx: StoreTx, task_id: TaskId, cluster: str) -> ClaimRefusal:
 
 
 def _locked_running(tx: StoreTx, task_id: TaskId, attempt: int) -> TaskRecord | None:
-    task = tx.lock_task(task_id)
+    task = tx.tasks.lock_task(task_id)
     if task is None or task.attempt != attempt or task.state is not TaskState.RUNNING:
         return None
     return task
@@ -274,7 +274,7 @@ def complete(
     another runner took over) records nothing: ``Outcome.recorded`` is False.
 
     Without subtasks (the common case) the store records it in one step
-    (``StoreTx.finish_computed``); the rules applied are the same.
+    (``tx.claims.finish_computed``); the rules applied are the same.
 
     ``then`` (see :func:`complete_and_claim`) is called at most once, where a claim in the same
     transaction saves a job-state write; the caller calls it if this did not.
@@ -288,26 +288,26 @@ def complete(
         return _computed_before(tx, task_id, attempt)
     if display is not None:
         task.display = display
-    tx.write_progress(task.id, attempt, progress)
+    tx.attempts.write_progress(task.id, attempt, progress)
     try:
         _require_clusters(tx, (s.cluster for s in subtasks))
     except ClusterNotFoundError as exc:
         error = TaskError("ClusterNotFoundError", str(exc))
         return fail(tx, task, error, user_error=True, outcome="failed", policy=policy)
     now = tx.now()
-    skipped = task.is_optional and tx.any_subtree_failed(task.optional_path)
+    skipped = task.is_optional and tx.tasks.any_subtree_failed(task.optional_path)
     records = [
         _new_record(task.job_id, task, s, skipped=skipped, now=now, policy=policy) for s in subtasks
     ]
     if records:
-        tx.insert_tasks(records)
+        tx.tasks.insert_tasks(records)
     task.state = TaskState.COMPUTED
     task.stopped_at = now
     task.lease_expires = None
     task.error = None
     task.open_children = sum(1 for r in records if not r.complete)
-    tx.save_task(task)
-    tx.end_attempt(task.id, attempt, "computed", None)
+    tx.tasks.save_task(task)
+    tx.attempts.end_attempt(task.id, attempt, "computed", None)
     out = Outcome([message_for(r) for r in records if r.publish_pending])
     if task.open_children == 0:
         out.to_publish += _propagate_complete(tx, task, policy)
@@ -318,7 +318,7 @@ def complete(
 def _computed_before(tx: StoreTx, task_id: TaskId, attempt: int) -> Outcome:
     """A completion that found its guard gone: success if this very attempt was recorded
     COMPUTED already (a retried commit whose reply was lost), else a stale attempt."""
-    current = tx.get_task(task_id)
+    current = tx.tasks.get_task(task_id)
     done = (
         current is not None and current.attempt == attempt and current.state is TaskState.COMPUTED
     )
@@ -337,13 +337,13 @@ def _complete_leaf(
     """``complete`` without subtasks: COMPUTED and complete at once (it has no children), its
     dependents released and its parent decremented by the store in one step; then the walk up
     (``_propagate_complete``) continues here only if the parent's subtree completed too."""
-    finished = tx.finish_computed(
+    finished = tx.claims.finish_computed(
         task_id, attempt, display, policy.publish_lease if policy.publish else None
     )
     if finished is None:
         return _computed_before(tx, task_id, attempt)
     if progress:
-        tx.write_progress(task_id, attempt, progress)
+        tx.attempts.write_progress(task_id, attempt, progress)
     out = Outcome([message_for(r) for r in finished.released if r.publish_pending])
     parent = finished.parent
     if parent is not None and parent.open_children == 0 and parent.state in DONE_STATES:
@@ -358,7 +358,7 @@ def _complete_leaf(
         following = then()
         if following is not None and following.job_id == finished.job_id:
             return out
-    tx.set_job_state(finished.job_id, state)
+    tx.jobs.set_job_state(finished.job_id, state)
     return out
 
 
@@ -420,14 +420,14 @@ def _propagate_complete(tx: StoreTx, task: TaskRecord, policy: Policy) -> list[D
     """``task`` and its subtree are done: release its dependents and walk up the parents."""
     messages: list[DispatchMessage] = []
     current = task
-    while tx.mark_complete(current.id):
-        released = tx.release_dependents(
+    while tx.tasks.mark_complete(current.id):
+        released = tx.tasks.release_dependents(
             current.id, policy.publish_lease if policy.publish else None
         )
         messages += [message_for(r) for r in released if r.publish_pending]
         if current.parent_id is None:
             break
-        parent = tx.decrement_open_children(current.parent_id)
+        parent = tx.tasks.decrement_open_children(current.parent_id)
         if parent.open_children > 0 or parent.state not in DONE_STATES:
             break
         current = parent
@@ -450,13 +450,13 @@ def fail(
     requeued without counting a retry, up to ``policy.system_requeue_limit`` times.
     """
     if progress:
-        tx.write_progress(task.id, task.attempt, progress)
-    tx.end_attempt(task.id, task.attempt, outcome, error)
+        tx.attempts.write_progress(task.id, task.attempt, progress)
+    tx.attempts.end_attempt(task.id, task.attempt, outcome, error)
     now = tx.now()
     task.error = error
     task.stopped_at = now
     task.lease_expires = None
-    in_failed_boundary = task.is_optional and tx.any_subtree_failed(task.optional_path)
+    in_failed_boundary = task.is_optional and tx.tasks.any_subtree_failed(task.optional_path)
     if user_error:
         may_requeue = task.retry_count < task.max_retries
         if may_requeue:
@@ -479,7 +479,7 @@ def _requeue(
     task.not_before = now + dt.timedelta(seconds=delay) if delay > 0 else None
     task.publish_pending = policy.publish
     task.publish_after = now + dt.timedelta(seconds=policy.publish_lease)
-    tx.save_task(task)
+    tx.tasks.save_task(task)
     refresh_job_state(tx, task.job_id)
     return Outcome([message_for(task)] if policy.publish else [])
 
@@ -494,7 +494,7 @@ def fail_terminally(
     task.publish_pending = False
     if not task.is_optional:
         task.state = TaskState.FAILED
-        tx.save_task(task)
+        tx.tasks.save_task(task)
         return []
     task.state = TaskState.FAILED_OPTIONAL
     boundary_id = task.optional_path[-1]
@@ -502,29 +502,29 @@ def fail_terminally(
     if boundary_id == task.id:
         newly_failed_boundary = not task.subtree_failed
         task.subtree_failed = True
-        tx.save_task(task)
+        tx.tasks.save_task(task)
     else:
-        tx.save_task(task)
-        boundary = tx.lock_task(boundary_id)
+        tx.tasks.save_task(task)
+        boundary = tx.tasks.lock_task(boundary_id)
         if boundary is not None and not boundary.subtree_failed:
             boundary.subtree_failed = True
-            tx.save_task(boundary)
+            tx.tasks.save_task(boundary)
             newly_failed_boundary = True
     messages = _propagate_complete(tx, task, policy)
     if newly_failed_boundary:
-        for queued_id in tx.queued_descendants(boundary_id):
+        for queued_id in tx.tasks.queued_descendants(boundary_id):
             messages += _skip(tx, queued_id, policy)
     return messages
 
 
 def _skip(tx: StoreTx, task_id: TaskId, policy: Policy) -> list[DispatchMessage]:
-    task = tx.lock_task(task_id)
+    task = tx.tasks.lock_task(task_id)
     if task is None or task.state is not TaskState.QUEUED:
         return []
     task.state = TaskState.SKIPPED
     task.publish_pending = False
     task.stopped_at = tx.now()
-    tx.save_task(task)
+    tx.tasks.save_task(task)
     return _propagate_complete(tx, task, policy)
 
 
@@ -568,18 +568,18 @@ def expire_leases(tx: StoreTx, policy: Policy, limit: int = 500, overdue: float 
     holder could not extend meanwhile, so that time must not count against its lease."""
     out = Outcome()
     jobs: set[JobId] = set()
-    for task in tx.expired_leases(limit, overdue):
+    for task in tx.tasks.expired_leases(limit, overdue):
         error = TaskError(
             "LeaseExpired",
             f"the runner {task.runner_id} stopped extending its lease (crashed, hung or "
             f"lost its connection); lease expiry {task.crash_count + 1}",
         )
-        tx.end_attempt(task.id, task.attempt, "expired", error)
+        tx.attempts.end_attempt(task.id, task.attempt, "expired", error)
         task.crash_count += 1
         now = tx.now()
         task.lease_expires = None
         task.stopped_at = now
-        in_failed_boundary = task.is_optional and tx.any_subtree_failed(task.optional_path)
+        in_failed_boundary = task.is_optional and tx.tasks.any_subtree_failed(task.optional_path)
         if task.crash_count > policy.crash_limit:
             limit_error = TaskError(
                 "CrashLimitExceeded",
@@ -588,13 +588,13 @@ def expire_leases(tx: StoreTx, policy: Policy, limit: int = 500, overdue: float 
             out.to_publish += fail_terminally(tx, task, limit_error, policy)
         elif in_failed_boundary:
             task.state = TaskState.QUEUED
-            tx.save_task(task)
+            tx.tasks.save_task(task)
             out.to_publish += _skip(tx, task.id, policy)
         else:
             task.state = TaskState.QUEUED
             task.publish_pending = policy.publish
             task.publish_after = now + dt.timedelta(seconds=policy.publish_lease)
-            tx.save_task(task)
+            tx.tasks.save_task(task)
             if policy.publish:
                 out.to_publish.append(message_for(task))
         jobs.add(task.job_id)
@@ -608,24 +608,24 @@ def retry_job(tx: StoreTx, job_id: JobId, policy: Policy) -> tuple[int, Outcome]
 
     Returns the number of FAILED tasks requeued; on an active or COMPLETED job, 0 and no change.
     """
-    job = tx.get_job(job_id)
+    job = tx.jobs.get_job(job_id)
     if job is None:
         raise JobNotFoundError(f"No job with id {job_id}")
     if job.state not in (JobState.FAILED, JobState.CANCELED):
         return 0, Outcome()
-    count = tx.requeue_failed_tasks(job_id)
-    tx.set_job_state(job_id, JobState.SUBMITTED)  # drop the CANCELED mark, then derive
+    count = tx.tasks.requeue_failed_tasks(job_id)
+    tx.jobs.set_job_state(job_id, JobState.SUBMITTED)  # drop the CANCELED mark, then derive
     refresh_job_state(tx, job_id)
-    messages = tx.republish_ready(job_id, policy.publish_lease) if policy.publish else []
+    messages = tx.outbox.republish_ready(job_id, policy.publish_lease) if policy.publish else []
     return count, Outcome(messages)
 
 
 def cancel_job(tx: StoreTx, job_id: JobId) -> JobState:
     """Stop dispatching a job's queued tasks; running ones finish. No-op on a COMPLETED job."""
-    job = tx.get_job(job_id)
+    job = tx.jobs.get_job(job_id)
     if job is None:
         raise JobNotFoundError(f"No job with id {job_id}")
     if job.state is JobState.COMPLETED:
         return job.state
-    tx.set_job_state(job_id, JobState.CANCELED)
+    tx.jobs.set_job_state(job_id, JobState.CANCELED)
     return JobState.CANCELED

@@ -22,6 +22,7 @@ from pydantic import BeforeValidator
 from conveyor.core.errors import JobNotFoundError, TaskNotFoundError
 from conveyor.core.identifiers import SLUG_PATTERN, JobId, TaskId, TaskIdentifier
 from conveyor.core.model import JobQuery, JobRecord, JobState, TaskState
+from conveyor.core.reads import ReadService
 from conveyor.core.service import Orchestrator
 from conveyor.core.views import TaskQuery
 from conveyor.web.graph import build_level
@@ -91,6 +92,14 @@ def service_of(request: Request) -> Orchestrator:
     return service
 
 
+def reads_of(request: Request) -> ReadService:
+    reads: ReadService = request.app.state.reads
+    return reads
+
+
+Reads = Annotated[ReadService, Depends(reads_of)]
+
+
 Service = Annotated[Orchestrator, Depends(service_of)]
 
 
@@ -138,24 +147,24 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def _job(service: Orchestrator, job_id: uuid.UUID) -> JobRecord:
+def _job(reads: ReadService, job_id: uuid.UUID) -> JobRecord:
     try:
-        return service.job_record(JobId(job_id))
+        return reads.job_record(JobId(job_id))
     except JobNotFoundError:
         raise HTTPException(404, f"No job with id {job_id}") from None
 
 
-def _throughput(service: Orchestrator, tracker: ThroughputTracker, minutes: int) -> Throughput:
-    now = service.store_now()
-    points, rate = tracker.points(service, now, minutes)
+def _throughput(reads: ReadService, tracker: ThroughputTracker, minutes: int) -> Throughput:
+    now = reads.store_now()
+    points, rate = tracker.points(reads, now, minutes)
     return Throughput(
         points=[ThroughputPoint(minute=m, computed=c, failed=f, other=o) for m, c, f, o in points],
         tasks_per_second=round(rate, 3),
     )
 
 
-def _queues(service: Orchestrator) -> list[QueueInfo]:
-    runners = service.list_runners()
+def _queues(reads: ReadService) -> list[QueueInfo]:
+    runners = reads.list_runners()
     return [
         QueueInfo(
             cluster=q.cluster,
@@ -164,7 +173,7 @@ def _queues(service: Orchestrator) -> list[QueueInfo]:
             running=q.running,
             consumers=consumers_of(q, runners),
         )
-        for q in service.queue_stats()
+        for q in reads.queue_stats()
     ]
 
 
@@ -184,11 +193,11 @@ def enums() -> Enums:
 
 
 @router.get("/dashboard", response_model=Dashboard, tags=["overview"])
-def dashboard(request: Request, service: Service) -> Dashboard:
+def dashboard(request: Request, reads: Reads) -> Dashboard:
     """Everything the dashboard shows, in one call."""
-    now = service.store_now()
-    jobs = service.count_jobs_by_state()
-    runners = service.list_runners()
+    now = reads.store_now()
+    jobs = reads.count_jobs_by_state()
+    runners = reads.list_runners()
     by_cluster: dict[str, int] = {}
     for r in runners:
         by_cluster[r.cluster] = by_cluster.get(r.cluster, 0) + 1
@@ -198,40 +207,40 @@ def dashboard(request: Request, service: Service) -> Dashboard:
         jobs_total=sum(jobs.values()),
         runners_online=len(runners),
         runners_by_cluster=by_cluster,
-        throughput=_throughput(service, request.app.state.throughput, 30),
-        queues=_queues(service),
-        failures=[failure_info(f) for f in service.recent_failures(8)],
+        throughput=_throughput(reads, request.app.state.throughput, 30),
+        queues=_queues(reads),
+        failures=[failure_info(f) for f in reads.recent_failures(8)],
     )
 
 
 @router.get("/throughput", response_model=Throughput, responses=BAD_REQUEST, tags=["overview"])
 def throughput(
     request: Request,
-    service: Service,
+    reads: Reads,
     minutes: Annotated[int, Query(ge=1, le=60, description="Minutes to cover.")] = 30,
 ) -> Throughput:
     """Task attempts ended per minute (computed / failed / other), oldest first."""
-    return _throughput(service, request.app.state.throughput, minutes)
+    return _throughput(reads, request.app.state.throughput, minutes)
 
 
 @router.get("/queues", response_model=list[QueueInfo], tags=["overview"])
-def queues(service: Service) -> list[QueueInfo]:
+def queues(reads: Reads) -> list[QueueInfo]:
     """Dispatchable (queue depth) and running tasks per cluster, name and version."""
-    return _queues(service)
+    return _queues(reads)
 
 
 @router.get("/failures", response_model=list[FailureInfo], responses=BAD_REQUEST, tags=["overview"])
 def failures(
-    service: Service,
+    reads: Reads,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> list[FailureInfo]:
     """Tasks that failed for good, most recent first."""
-    return [failure_info(f) for f in service.recent_failures(limit)]
+    return [failure_info(f) for f in reads.recent_failures(limit)]
 
 
 @router.get("/jobs", response_model=JobPage, responses=NOT_FOUND, tags=["jobs"])
 def list_jobs(
-    service: Service,
+    reads: Reads,
     state: Annotated[
         list[JobState] | None, Query(description="Repeat to match any of several states.")
     ] = None,
@@ -259,7 +268,7 @@ def list_jobs(
     since, until = _utc(since), _utc(until)
     if since is not None and until is not None and since >= until:
         raise HTTPException(400, "'since' must be earlier than 'until'")
-    if cluster is not None and cluster not in {c.slug for c in service.all_clusters()}:
+    if cluster is not None and cluster not in {c.slug for c in reads.all_clusters()}:
         raise HTTPException(404, f"No cluster {cluster!r}")
     search = (q or "").strip()
     if search:
@@ -268,15 +277,15 @@ def list_jobs(
         except ValueError:
             wanted = None
         if wanted is not None:
-            task = service.get_task(TaskId(wanted))
+            task = reads.get_task(TaskId(wanted))
             try:
-                record = service.job_record(task.job_id if task else JobId(wanted))
+                record = reads.job_record(task.job_id if task else JobId(wanted))
             except JobNotFoundError:
                 return JobPage(items=[], next_before=None)
-            counts = service.task_counts_by_job([record.id])
+            counts = reads.task_counts_by_job([record.id])
             return JobPage(items=[job_summary(record, counts[record.id])], next_before=None)
         name = search
-    records = service.query_jobs(
+    records = reads.query_jobs(
         JobQuery(
             states=tuple(state or ()),
             name=name or None,
@@ -287,7 +296,7 @@ def list_jobs(
             limit=limit,
         )
     )
-    counts = service.task_counts_by_job([r.id for r in records])
+    counts = reads.task_counts_by_job([r.id for r in records])
     return JobPage(
         items=[job_summary(r, counts[r.id]) for r in records],
         next_before=str(records[-1].id) if len(records) == limit else None,
@@ -295,35 +304,35 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND, tags=["jobs"])
-def get_job(job_id: uuid.UUID, service: Service) -> JobDetail:
+def get_job(job_id: uuid.UUID, reads: Reads) -> JobDetail:
     """A job: state, task counts, progress bars and execution statistics."""
-    record = _job(service, job_id)
-    return job_detail(record, service.find_job(record.id))
+    record = _job(reads, job_id)
+    return job_detail(record, reads.find_job(record.id))
 
 
 @router.get("/jobs/{job_id}/graph", response_model=GraphLevel, responses=NOT_FOUND, tags=["jobs"])
 def job_graph(
     job_id: uuid.UUID,
-    service: Service,
+    reads: Reads,
     parent: Annotated[
         uuid.UUID | None, Query(description="A task of the job; default: the job's roots.")
     ] = None,
 ) -> GraphLevel:
     """One level of the task tree as a graph: tasks, groups of many tasks of one identifier
     (with counts per state) and dependency edges."""
-    record = _job(service, job_id)
+    record = _job(reads, job_id)
     parent_id = TaskId(parent) if parent else None
     if parent_id is not None:
-        task = service.get_task(parent_id)
+        task = reads.get_task(parent_id)
         if task is None or task.job_id != record.id:
             raise HTTPException(404, f"No task {parent} in job {job_id}")
-    return build_level(service, record.id, parent_id)
+    return build_level(reads, record.id, parent_id)
 
 
 @router.get("/jobs/{job_id}/tasks", response_model=TaskPage, responses=NOT_FOUND, tags=["jobs"])
 def job_tasks(
     job_id: uuid.UUID,
-    service: Service,
+    reads: Reads,
     parent: Annotated[uuid.UUID | None, Query(description="Children of this task.")] = None,
     roots: Annotated[bool, Query(description="Only the job's root tasks.")] = False,
     state: Annotated[list[TaskState] | None, Query()] = None,
@@ -333,7 +342,7 @@ def job_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TaskPage:
     """A page of the job's tasks in creation order, filtered; continue with ``after``."""
-    record = _job(service, job_id)
+    record = _job(reads, job_id)
     if (name is None) != (version is None):
         raise HTTPException(400, "Filter by identifier with both 'name' and 'version'")
     if roots and parent is not None:
@@ -348,7 +357,7 @@ def job_tasks(
         limit=limit,
         include_input=False,
     )
-    found = service.query_tasks(query)
+    found = reads.query_tasks(query)
     return TaskPage(
         items=[task_summary(t) for t in found],
         next_after=str(found[-1].id) if len(found) == limit else None,
@@ -356,20 +365,20 @@ def job_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskDetail, responses=NOT_FOUND, tags=["jobs"])
-def get_task(task_id: uuid.UUID, service: Service) -> TaskDetail:
+def get_task(task_id: uuid.UUID, reads: Reads) -> TaskDetail:
     """A task with its input, error and traceback, attempt history and subtask counts."""
-    task = service.get_task(TaskId(task_id))
+    task = reads.get_task(TaskId(task_id))
     if task is None:
         raise HTTPException(404, f"No task with id {task_id}")
     try:
-        job = service.job_record(task.job_id)
+        job = reads.job_record(task.job_id)
     except JobNotFoundError:
         raise TaskNotFoundError(f"No task with id {task_id}") from None
     return task_detail(
         task,
         job.name,
-        service.task_attempts(task.id),
-        service.children_summary(task.job_id, task.id),
+        reads.task_attempts(task.id),
+        reads.children_summary(task.job_id, task.id),
     )
 
 
@@ -380,11 +389,11 @@ def get_task(task_id: uuid.UUID, service: Service) -> TaskDetail:
     dependencies=[Depends(require_action_allowed)],
     tags=["actions"],
 )
-def retry_job(job_id: uuid.UUID, service: Service) -> ActionResult:
+def retry_job(job_id: uuid.UUID, service: Service, reads: Reads) -> ActionResult:
     """Requeue the FAILED tasks of a FAILED or CANCELED job and resume it."""
-    record = _job(service, job_id)
+    record = _job(reads, job_id)
     requeued = service.retry_job(record.id)
-    state = service.job_record(record.id).state
+    state = reads.job_record(record.id).state
     message = (
         f"Requeued {requeued} failed task{'s' if requeued != 1 else ''}; the job is {state}"
         if record.state in (JobState.FAILED, JobState.CANCELED)
@@ -400,9 +409,9 @@ def retry_job(job_id: uuid.UUID, service: Service) -> ActionResult:
     dependencies=[Depends(require_action_allowed)],
     tags=["actions"],
 )
-def cancel_job(job_id: uuid.UUID, service: Service) -> ActionResult:
+def cancel_job(job_id: uuid.UUID, service: Service, reads: Reads) -> ActionResult:
     """Stop dispatching the job's queued tasks (running ones finish). No-op when COMPLETED."""
-    record = _job(service, job_id)
+    record = _job(reads, job_id)
     state = service.cancel_job(record.id)
     message = (
         "Nothing to cancel: the job is COMPLETED"
@@ -414,22 +423,22 @@ def cancel_job(job_id: uuid.UUID, service: Service) -> ActionResult:
 
 @router.get("/runners", response_model=list[RunnerState], responses=BAD_REQUEST, tags=["runners"])
 def list_runners(
-    service: Service,
+    reads: Reads,
     all: Annotated[bool, Query(description="Include stopped and gone runners.")] = False,
 ) -> list[RunnerState]:
     """Runners, most recently seen first."""
-    now = service.store_now()
-    return [runner_state(r, now) for r in service.list_runners(include_gone=all)]
+    now = reads.store_now()
+    return [runner_state(r, now) for r in reads.list_runners(include_gone=all)]
 
 
 @router.get("/clusters", response_model=list[ClusterInfo], tags=["runners"])
-def list_clusters(service: Service) -> list[ClusterInfo]:
+def list_clusters(reads: Reads) -> list[ClusterInfo]:
     """Every cluster with its queues (ready/running per identifier and version), runners
     online and the identifiers they registered."""
-    runners = service.list_runners()
-    queues = _queues(service)
+    runners = reads.list_runners()
+    queues = _queues(reads)
     found = []
-    for cluster in service.all_clusters():
+    for cluster in reads.all_clusters():
         mine = [q for q in queues if q.cluster == cluster.slug]
         online = [r for r in runners if r.cluster == cluster.slug]
         idents = sorted({i for r in online for i in r.identifiers})

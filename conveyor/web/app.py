@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from conveyor import __version__
 from conveyor.core.errors import ConveyorError
+from conveyor.core.reads import ReadService
 from conveyor.core.service import Orchestrator
 from conveyor.web.api import router
 from conveyor.web.errors import install_error_handlers
@@ -36,10 +37,14 @@ def _location(loc: tuple[Any, ...]) -> str:
 def create_app(
     service: Orchestrator,
     *,
+    reads: ReadService | None = None,
     token: str | None = None,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
     """The UI for ``service``; with ``token``, retry/cancel need ``Authorization: Bearer``.
+
+    Pages, the JSON API's reads and /metrics go through ``reads`` (default: a read service
+    over ``service``'s store); only the actions use ``service``.
 
     Every request must name one of ``allowed_hosts`` (or an IP address) in its ``Host``
     header, so a DNS-rebinding page cannot read the API or drive the actions; the default
@@ -72,10 +77,11 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.service = service
+    app.state.reads = reads if reads is not None else ReadService(service.store)
     app.state.token = token or None
     app.state.allowed_hosts = tuple(allowed_host_pattern(host) for host in allowed_hosts)
     app.state.throughput = ThroughputTracker()
-    app.state.metrics = MetricsCollector(service)
+    app.state.metrics = MetricsCollector(app.state.reads)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Around every route and static file: a foreign Host gets nothing but the refusal.

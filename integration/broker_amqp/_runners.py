@@ -15,6 +15,7 @@ from conveyor.caches import NoCache
 from conveyor.core.context import ExecutionContext, new_task_spec
 from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.model import JobState, TaskState
+from conveyor.core.reads import ReadService
 from conveyor.core.registry import Runner
 from conveyor.core.runner import RunnerSettings, TaskRunner
 from conveyor.core.service import Orchestrator
@@ -178,6 +179,7 @@ class Harness:
         self.store = InMemoryStore()
         self.broker = broker
         self.service = Orchestrator(self.store, broker, policy)
+        self.reads = ReadService(self.store)
         self.runners: list[RunnerThread] = []
 
     def start_runner(
@@ -217,7 +219,7 @@ class Harness:
     def wait_job(self, job_id: JobId, timeout: float) -> JobState:
         deadline = time.monotonic() + timeout
         while True:
-            state = self.service.job_record(job_id).state
+            state = self.reads.job_record(job_id).state
             if state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED):
                 return state
             if time.monotonic() >= deadline:
@@ -225,7 +227,7 @@ class Harness:
             time.sleep(0.1)
 
     def task_state(self, task_id: TaskId) -> TaskState:
-        task = self.service.get_task(task_id)
+        task = self.reads.get_task(task_id)
         assert task is not None
         return task.state
 

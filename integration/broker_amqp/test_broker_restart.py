@@ -69,11 +69,11 @@ def test_a_job_survives_a_broker_restart_without_losing_or_repeating_tasks(
     assert {label: n for label, n in counts.items() if n != 1} == {}
     assert sum(label.startswith("leaf-") for label in counts) == parents
     assert sum(label.startswith("child-of-") for label in counts) == parents
-    tasks = list(harness.service.iter_tasks(job_id))
+    tasks = list(harness.reads.iter_tasks(job_id))
     assert len(tasks) == 1 + 2 * parents
     assert all(task.state is TaskState.COMPUTED for task in tasks)
     for task in tasks:
-        outcomes = [a.outcome for a in harness.service.task_attempts(task.id)]
+        outcomes = [a.outcome for a in harness.reads.task_attempts(task.id)]
         assert outcomes == ["computed"], (task.id, outcomes)
     # the restart was really seen: consumers reconnected, and completions during the outage
     # left their messages to the outbox sweep

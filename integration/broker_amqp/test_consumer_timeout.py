@@ -50,7 +50,7 @@ def run_one_long_task(harness: Harness, seconds: float, timeout: float) -> None:
     # executed once (side effect), recorded once (one attempt, COMPUTED)
     assert log.count("long") == 1
     assert harness.task_state(task_id) is TaskState.COMPUTED
-    attempts = harness.service.task_attempts(task_id)
+    attempts = harness.reads.task_attempts(task_id)
     assert [a.outcome for a in attempts] == ["computed"]
 
 

@@ -79,7 +79,7 @@ def test_a_message_for_another_clusters_task_on_this_queue_is_not_run(
         assert "cluster 'other'" in record.getMessage()
         assert "runner's cluster 'default'" in record.getMessage()
         assert log.labels() == []
-        task = harness.service.get_task(spec.id)
+        task = harness.reads.get_task(spec.id)
         assert task is not None and task.state is TaskState.QUEUED and task.attempt == 0
         assert runner.thread.is_alive() and not runner.errors
 
@@ -87,7 +87,7 @@ def test_a_message_for_another_clusters_task_on_this_queue_is_not_run(
         other = TaskRunner(harness.service, "other", Runner([Quick]), NoCache(), fast_settings())
         other.run_all()
         assert log.labels() == ["foreign"]
-        task = harness.service.get_task(spec.id)
+        task = harness.reads.get_task(spec.id)
         assert task is not None and task.state is TaskState.COMPUTED and task.attempt == 1
         assert task.runner_id == other.id
     finally:

@@ -51,10 +51,10 @@ def test_a_task_submitted_while_one_runner_is_busy_starts_on_the_idle_runner_mea
         a = log.started("A")
         assert started is not None and a is not None
         assert a.ended is None or started.started < a.ended, f"B{i} waited for A"
-        assert wait_until(lambda t=task_id: harness.service.get_task(t).runner_id == r2.id, 10)
+        assert wait_until(lambda t=task_id: harness.reads.get_task(t).runner_id == r2.id, 10)
     a = log.started("A")
     assert a is not None and a.ended is None, "A was still running on R1 meanwhile"
-    assert harness.service.get_task(task_id).runner_id == r2.id
+    assert harness.reads.get_task(task_id).runner_id == r2.id
     assert r1.id != r2.id
     # RabbitMQ offers B0 to R1 first (its B consumer is the older one): the give-back path ran
     assert harness.broker.stats.given_back >= 1

@@ -57,7 +57,7 @@ def _chaos(stack: Stack, tasks: int, kills: int, workers: int = 3) -> None:
     assert all(t.state is TaskState.COMPUTED for t in tasks_seen)
     for task in tasks_seen:
         assert task.crash_count <= 10
-        outcomes = [a.outcome for a in stack.client.service.task_attempts(task.id)]
+        outcomes = [a.outcome for a in stack.client.reads.task_attempts(task.id)]
         assert outcomes.count("computed") == 1, (task.display, outcomes)
         assert "running" not in outcomes
     done = {key for key, _ in stack.markers_of("done")}
@@ -87,7 +87,7 @@ def test_sigterm_hands_the_task_back_without_counting_a_retry(stack: Stack) -> N
     wait_until(lambda: job_state(stack, job) is JobState.COMPLETED, 30, "the takeover", stack)
     (task,) = [t for t in stack.client.jobs().tasks(job)]
     assert task.retry_count == 0 and task.crash_count == 0
-    outcomes = [a.outcome for a in stack.client.service.task_attempts(task.id)]
+    outcomes = [a.outcome for a in stack.client.reads.task_attempts(task.id)]
     assert outcomes == ["given_back", "computed"]
 
 
@@ -107,7 +107,7 @@ def test_a_zombies_late_result_is_discarded(stack: Stack) -> None:
     )
     time.sleep(1.5)  # give it time to try to record
     (task,) = list(stack.client.jobs().tasks(job))
-    attempts = stack.client.service.task_attempts(task.id)
+    attempts = stack.client.reads.task_attempts(task.id)
     assert [a.outcome for a in attempts] == ["expired", "computed"]
     assert task.attempt == 2 and task.state is TaskState.COMPUTED
     assert "zombie" not in (attempts[1].runner_id or "")
@@ -146,13 +146,13 @@ def test_cli_submit_wait_and_jobs_show_as_processes(stack: Stack) -> None:
 
 def test_worker_concurrency_supervises_and_restarts_children(stack: Stack) -> None:
     supervisor = stack.worker(f"{FLOWS}:TASKS", concurrency=2, log="supervisor")
-    wait_until(lambda: len(stack.client.service.list_runners()) == 2, 60, "two runners", stack)
-    victim = stack.client.service.list_runners()[0]
+    wait_until(lambda: len(stack.client.reads.list_runners()) == 2, 60, "two runners", stack)
+    victim = stack.client.reads.list_runners()[0]
     os.kill(victim.pid, signal.SIGKILL)
     wait_until(
         lambda: (
-            any(r.pid != victim.pid for r in stack.client.service.list_runners())
-            and len({r.pid for r in stack.client.service.list_runners()} - {victim.pid}) >= 2
+            any(r.pid != victim.pid for r in stack.client.reads.list_runners())
+            and len({r.pid for r in stack.client.reads.list_runners()} - {victim.pid}) >= 2
         ),
         60,
         "a restarted child",
@@ -161,7 +161,7 @@ def test_worker_concurrency_supervises_and_restarts_children(stack: Stack) -> No
     assert "restarting" in (stack.tmp / "supervisor.log").read_text()
     job = stack.client.jobs().submit("after-restart", FanOut(20))
     wait_until(lambda: job_state(stack, job) is JobState.COMPLETED, 60, "the job", stack)
-    children = [r.pid for r in stack.client.service.list_runners()]
+    children = [r.pid for r in stack.client.reads.list_runners()]
     supervisor.send_signal(signal.SIGKILL)  # the children must not outlive their supervisor
     supervisor.wait()
 

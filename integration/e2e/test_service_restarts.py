@@ -37,7 +37,7 @@ def _run_through(stack: Stack, outage: callable) -> None:  # type: ignore[valid-
     tasks = list(stack.client.jobs().tasks(job))
     assert len(tasks) == TASKS + 1 and all(t.state is TaskState.COMPUTED for t in tasks)
     for task in tasks:
-        outcomes = [a.outcome for a in stack.client.service.task_attempts(task.id)]
+        outcomes = [a.outcome for a in stack.client.reads.task_attempts(task.id)]
         assert outcomes.count("computed") == 1, (task.display, outcomes)
     done = Counter(key for key, _ in stack.markers_of("done"))
     assert len(done) == TASKS, "no task lost"

@@ -74,7 +74,7 @@ def test_every_refusal_reason_is_read_in_the_claims_transaction(store: SqlStore)
             tx, "reasons", [done, running, waiting, backing_off, dependent], POLICY
         )
     )
-    store.run(lambda tx: tx.insert_cluster(Cluster("other", "Other")))
+    store.run(lambda tx: tx.clusters.insert_cluster(Cluster("other", "Other")))
     foreign = leaf(cluster="other")
     store.run(lambda tx: usecases.submit_job(tx, "elsewhere", [foreign], POLICY))
     canceled = leaf()
@@ -129,7 +129,7 @@ def test_every_refusal_reason_is_read_in_the_claims_transaction(store: SqlStore)
     assert str(found["foreign"]) == (
         "the task belongs to cluster 'other', not to the runner's cluster 'default'"
     )
-    task = store.run(lambda tx: tx.get_task(foreign.id))
+    task = store.run(lambda tx: tx.tasks.get_task(foreign.id))
     assert task.state is TaskState.QUEUED and task.attempt == 0
 
 

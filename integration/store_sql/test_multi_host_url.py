@@ -53,7 +53,7 @@ def test_the_other_query_parameters_reach_libpq(postgres_empty_database: str) ->
     the parameter was passed on (a dropped one would have connected to the primary)."""
     store = SqlStore(multi_host(postgres_empty_database, "target_session_attrs=primary"))
     try:
-        assert store.run(lambda tx: [c.slug for c in tx.list_clusters()]) == ["default"]
+        assert store.run(lambda tx: [c.slug for c in tx.clusters.list_clusters()]) == ["default"]
     finally:
         store.close()
     with pytest.raises(StoreUnavailableError):

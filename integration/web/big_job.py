@@ -22,16 +22,9 @@ LEAF = TaskIdentifier("Thumbnail", "v1.4")
 Get = Callable[[str, str, dict[str, Any]], Any]
 
 
-def _part(tx: Any, name: str) -> Any:
-    """The store port's narrow part ``name`` (``tx.jobs``, ``tx.tasks``), or the whole
-    transaction on a store port that is not split into parts."""
-    return getattr(tx, name, tx)
-
-
 def build_big_job(client: Client, fan_out: int = FAN_OUT) -> JobId:
     """Write the job straight into the store (one transaction); its id."""
-    service = client.service
-    now = service.store_now()
+    now = client.reads.store_now()
     job_id = JobId(uuid7())
     root_id = TaskId(uuid7())
     computed, running = int(fan_out * 0.6), 100
@@ -82,10 +75,10 @@ def build_big_job(client: Client, fan_out: int = FAN_OUT) -> JobId:
     record = JobRecord(job_id, "big album", JobState.RUNNING, now, root_count=1)
 
     def write(tx: Any) -> None:
-        _part(tx, "jobs").insert_job(record)
-        _part(tx, "tasks").insert_tasks([root, *children, sink])
+        tx.jobs.insert_job(record)
+        tx.tasks.insert_tasks([root, *children, sink])
 
-    service.store.run(write)
+    client.service.store.run(write)
     return job_id
 
 

@@ -1,8 +1,9 @@
-"""The contract of the store's monitoring queries (the last section of ``StoreTx``).
+"""The contract of ``tx.reads``, the read-only monitoring port
+(:class:`conveyor.core.ports.MonitoringReads`).
 
-Subclass ``QueryContract`` and provide a ``store`` fixture returning a fresh, empty store (with
-only the ``default`` cluster). The in-memory store runs it in ``tests/``, the SQL store on
-SQLite and PostgreSQL in ``integration/``, unchanged.
+Subclass ``MonitoringReadsContract`` and provide a ``store`` fixture returning a fresh, empty
+store (with only the ``default`` cluster). The in-memory store runs it in ``tests/memory``, the
+SQL store on SQLite and PostgreSQL in ``integration/store_sql``, unchanged.
 """
 
 from __future__ import annotations
@@ -10,60 +11,54 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
-
 from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
 from conveyor.core.model import Cluster, JobState, TaskError, TaskRecord, TaskState
 from conveyor.core.ports import Store, StoreTx
 from conveyor.core.views import ChildGroup, IdentifierStateCount, QueueStats, TaskQuery
-from tests.contract.store_contract import LEAF, child_record, new_job, spec
+from tests.contract.store_fixtures import LEAF, StoreFixture, child_record, new_job, spec
 
 OTHER = TaskIdentifier("Other", "v2.0")
 
 
 def children(store: Store, parent: TaskRecord, count: int, **overrides: Any) -> list[TaskRecord]:
     records = [child_record(parent, **overrides) for _ in range(count)]
-    store.run(lambda tx: tx.insert_tasks(records))
+    store.run(lambda tx: tx.tasks.insert_tasks(records))
     return records
 
 
 def get(store: Store, task_id: TaskId) -> TaskRecord:
-    task = store.run(lambda tx: tx.get_task(task_id))
+    task = store.run(lambda tx: tx.tasks.get_task(task_id))
     assert task is not None
     return task
 
 
 def set_state(store: Store, task_id: TaskId, state: TaskState, **fields: Any) -> None:
     def run(tx: StoreTx) -> None:
-        task = tx.lock_task(task_id)
+        task = tx.tasks.lock_task(task_id)
         assert task is not None
         task.state = state
         for name, value in fields.items():
             setattr(task, name, value)
-        tx.save_task(task)
+        tx.tasks.save_task(task)
 
     store.run(run)
 
 
 def run_attempt(store: Store, task_id: TaskId, outcome: str = "computed") -> None:
     """Claim the task and end its attempt with ``outcome`` (no state rule applied)."""
-    claimed = store.run(lambda tx: tx.claim(task_id, "runner-1", 30))
+    claimed = store.run(lambda tx: tx.claims.claim(task_id, "runner-1", 30))
     assert claimed is not None
-    store.run(lambda tx: tx.end_attempt(task_id, claimed.attempt, outcome, None))
+    store.run(lambda tx: tx.attempts.end_attempt(task_id, claimed.attempt, outcome, None))
 
 
-class QueryContract:
-    @pytest.fixture
-    def store(self) -> Store:
-        raise NotImplementedError
-
+class MonitoringReadsContract(StoreFixture):
     # -- jobs ----------------------------------------------------------------------------------
     def test_jobs_are_counted_per_state(self, store: Store) -> None:
-        assert store.run(lambda tx: tx.count_jobs_by_state()) == {}
+        assert store.run(lambda tx: tx.reads.count_jobs_by_state()) == {}
         jobs = [new_job(store) for _ in range(3)]
-        store.run(lambda tx: tx.set_job_state(jobs[0].id, JobState.FAILED))
-        counts = store.run(lambda tx: tx.count_jobs_by_state())
+        store.run(lambda tx: tx.jobs.set_job_state(jobs[0].id, JobState.FAILED))
+        counts = store.run(lambda tx: tx.reads.count_jobs_by_state())
         assert counts == {JobState.SUBMITTED: 2, JobState.FAILED: 1}
 
     def test_task_counts_of_several_jobs_in_one_call(self, store: Store) -> None:
@@ -72,7 +67,7 @@ class QueryContract:
         b = new_job(store, b_root)
         set_state(store, a_root.id, TaskState.COMPUTED)
         unknown = JobId(uuid7())
-        counts = store.run(lambda tx: tx.task_counts_by_job([a.id, b.id, unknown]))
+        counts = store.run(lambda tx: tx.reads.task_counts_by_job([a.id, b.id, unknown]))
         assert counts == {
             a.id: {TaskState.COMPUTED: 1, TaskState.QUEUED: 1},
             b.id: {TaskState.QUEUED: 1},
@@ -81,14 +76,14 @@ class QueryContract:
 
     # -- queues --------------------------------------------------------------------------------
     def test_queue_stats_count_dispatchable_and_running_tasks_per_queue(self, store: Store) -> None:
-        store.run(lambda tx: tx.insert_cluster(Cluster("gpu", "GPU")))
+        store.run(lambda tx: tx.clusters.insert_cluster(Cluster("gpu", "GPU")))
         first, second = spec(), spec()
         waiting = spec(depends_on=(first.id,))
         new_job(store, first, second, waiting, spec(OTHER, cluster="gpu"))
         held = new_job(store, spec(), spec())  # its job failed: not dispatchable
-        store.run(lambda tx: tx.set_job_state(held.id, JobState.FAILED))
-        store.run(lambda tx: tx.claim(first.id, "runner-1", 30))
-        assert store.run(lambda tx: tx.queue_stats()) == [
+        store.run(lambda tx: tx.jobs.set_job_state(held.id, JobState.FAILED))
+        store.run(lambda tx: tx.claims.claim(first.id, "runner-1", 30))
+        assert store.run(lambda tx: tx.reads.queue_stats()) == [
             QueueStats("default", LEAF, ready=1, running=1),
             QueueStats("gpu", OTHER, ready=1, running=0),
         ]
@@ -100,9 +95,9 @@ class QueryContract:
         new_job(store, root)
         later = store.run(lambda tx: tx.now()) + dt.timedelta(hours=1)
         set_state(store, root.id, TaskState.QUEUED, not_before=later)
-        assert store.run(lambda tx: tx.queue_stats()) == [QueueStats("default", LEAF, 1, 0)]
+        assert store.run(lambda tx: tx.reads.queue_stats()) == [QueueStats("default", LEAF, 1, 0)]
         set_state(store, root.id, TaskState.COMPUTED, not_before=None)
-        assert store.run(lambda tx: tx.queue_stats()) == []
+        assert store.run(lambda tx: tx.reads.queue_stats()) == []
 
     # -- failures ------------------------------------------------------------------------------
     def test_recent_failures_are_newest_first_with_their_job_name(self, store: Store) -> None:
@@ -119,7 +114,7 @@ class QueryContract:
             error=error,
         )
         set_state(store, roots[2].id, TaskState.COMPUTED, stopped_at=now + dt.timedelta(seconds=9))
-        found = store.run(lambda tx: tx.recent_failures(10))
+        found = store.run(lambda tx: tx.reads.recent_failures(10))
         assert [f.task_id for f in found] == [roots[1].id, roots[0].id]
         latest = found[0]
         assert (latest.job_id, latest.job_name, latest.state) == (
@@ -129,8 +124,10 @@ class QueryContract:
         )
         assert latest.identifier == LEAF and latest.error == error and latest.cluster == "default"
         assert latest.stopped_at == now + dt.timedelta(seconds=5)
-        assert [f.task_id for f in store.run(lambda tx: tx.recent_failures(1))] == [roots[1].id]
-        assert store.run(lambda tx: tx.recent_failures(0)) == []
+        assert [f.task_id for f in store.run(lambda tx: tx.reads.recent_failures(1))] == [
+            roots[1].id
+        ]
+        assert store.run(lambda tx: tx.reads.recent_failures(0)) == []
 
     # -- task pages ----------------------------------------------------------------------------
     def test_roots_and_children_are_paged_in_id_order(self, store: Store) -> None:
@@ -142,7 +139,7 @@ class QueryContract:
 
         def page(**kw: Any) -> list[TaskId]:
             query = TaskQuery(job.id, **kw)
-            return [t.id for t in store.run(lambda tx: tx.query_tasks(query))]
+            return [t.id for t in store.run(lambda tx: tx.reads.query_tasks(query))]
 
         assert page(roots=True) == [r.id for r in roots]
         assert page(roots=True, limit=2, after=roots[0].id) == [roots[1].id, roots[2].id]
@@ -159,7 +156,7 @@ class QueryContract:
 
         def page(**kw: Any) -> list[TaskId]:
             query = TaskQuery(job.id, **kw)
-            return [t.id for t in store.run(lambda tx: tx.query_tasks(query))]
+            return [t.id for t in store.run(lambda tx: tx.reads.query_tasks(query))]
 
         assert page(states=(TaskState.FAILED,)) == [roots[2].id]
         assert page(states=(TaskState.FAILED, TaskState.QUEUED)) == [r.id for r in roots]
@@ -173,14 +170,14 @@ class QueryContract:
         root = spec()
         job = new_job(store, root)
         other = new_job(store)
-        with_input = store.run(lambda tx: tx.query_tasks(TaskQuery(job.id)))
+        with_input = store.run(lambda tx: tx.reads.query_tasks(TaskQuery(job.id)))
         assert [t.id for t in with_input] == [root.id] and with_input[0].input == b'{"x":1}'
-        without = store.run(lambda tx: tx.query_tasks(TaskQuery(job.id, include_input=False)))
+        without = store.run(lambda tx: tx.reads.query_tasks(TaskQuery(job.id, include_input=False)))
         assert without[0].input == b"" and without[0].identifier == LEAF
         assert without[0].display == "Leaf" and without[0].state is TaskState.QUEUED
         query = TaskQuery(other.id, parent_id=root.id)
-        assert store.run(lambda tx: tx.query_tasks(query)) == []
-        assert store.run(lambda tx: tx.query_tasks(TaskQuery(JobId(uuid7())))) == []
+        assert store.run(lambda tx: tx.reads.query_tasks(query)) == []
+        assert store.run(lambda tx: tx.reads.query_tasks(TaskQuery(JobId(uuid7())))) == []
 
     def test_children_are_summarised_per_identifier_and_state(self, store: Store) -> None:
         roots = [spec(), spec(OTHER)]
@@ -188,7 +185,7 @@ class QueryContract:
         parent = get(store, roots[0].id)
         kids = children(store, parent, 3) + children(store, parent, 2, identifier=OTHER)
         set_state(store, kids[0].id, TaskState.COMPUTED)
-        summary = store.run(lambda tx: tx.children_summary(job.id, parent.id))
+        summary = store.run(lambda tx: tx.reads.children_summary(job.id, parent.id))
         assert summary == sorted(
             [
                 ChildGroup(LEAF, TaskState.COMPUTED, 1),
@@ -196,20 +193,20 @@ class QueryContract:
                 ChildGroup(OTHER, TaskState.QUEUED, 2),
             ]
         )
-        assert store.run(lambda tx: tx.children_summary(job.id, None)) == [
+        assert store.run(lambda tx: tx.reads.children_summary(job.id, None)) == [
             ChildGroup(LEAF, TaskState.QUEUED, 1),
             ChildGroup(OTHER, TaskState.QUEUED, 1),
         ]
-        assert store.run(lambda tx: tx.children_summary(job.id, TaskId(uuid7()))) == []
-        assert store.run(lambda tx: tx.children_summary(JobId(uuid7()), None)) == []
+        assert store.run(lambda tx: tx.reads.children_summary(job.id, TaskId(uuid7()))) == []
+        assert store.run(lambda tx: tx.reads.children_summary(JobId(uuid7()), None)) == []
 
     def test_child_counts(self, store: Store) -> None:
         roots = [spec(), spec()]
         new_job(store, *roots)
         kids = children(store, get(store, roots[0].id), 4)
         ids = [roots[0].id, roots[1].id, kids[0].id]
-        assert store.run(lambda tx: tx.child_counts(ids)) == {ids[0]: 4, ids[1]: 0, ids[2]: 0}
-        assert store.run(lambda tx: tx.child_counts([])) == {}
+        assert store.run(lambda tx: tx.reads.child_counts(ids)) == {ids[0]: 4, ids[1]: 0, ids[2]: 0}
+        assert store.run(lambda tx: tx.reads.child_counts([])) == {}
 
     # -- attempts over time --------------------------------------------------------------------
     def test_attempts_are_counted_per_minute_and_outcome(self, store: Store) -> None:
@@ -219,9 +216,13 @@ class QueryContract:
         run_attempt(store, roots[0].id, "computed")
         run_attempt(store, roots[1].id, "computed")
         run_attempt(store, roots[2].id, "failed")
-        store.run(lambda tx: tx.claim(roots[2].id, "runner-1", 30))  # still running: not ended
+        store.run(
+            lambda tx: tx.claims.claim(roots[2].id, "runner-1", 30)
+        )  # still running: not ended
         after = store.run(lambda tx: tx.now())
-        buckets = store.run(lambda tx: tx.attempts_per_minute(before - dt.timedelta(minutes=1)))
+        buckets = store.run(
+            lambda tx: tx.reads.attempts_per_minute(before - dt.timedelta(minutes=1))
+        )
         assert {
             b.outcome: sum(x.count for x in buckets if x.outcome == b.outcome) for b in buckets
         } == {
@@ -234,7 +235,7 @@ class QueryContract:
             assert before.replace(second=0, microsecond=0) <= b.minute <= after
         assert buckets == sorted(buckets)
         later = after + dt.timedelta(minutes=2)
-        assert store.run(lambda tx: tx.attempts_per_minute(later)) == []
+        assert store.run(lambda tx: tx.reads.attempts_per_minute(later)) == []
 
     def test_ended_attempts_in_a_window_with_durations(self, store: Store) -> None:
         roots = [spec(), spec(OTHER)]
@@ -243,7 +244,9 @@ class QueryContract:
         run_attempt(store, roots[0].id, "computed")
         run_attempt(store, roots[1].id, "failed")
         after = store.run(lambda tx: tx.now()) + dt.timedelta(seconds=1)
-        ended = store.run(lambda tx: tx.ended_attempts(before - dt.timedelta(seconds=1), after))
+        ended = store.run(
+            lambda tx: tx.reads.ended_attempts(before - dt.timedelta(seconds=1), after)
+        )
         assert sorted((e.identifier, e.outcome) for e in ended) == [
             (LEAF, "computed"),
             (OTHER, "failed"),
@@ -252,15 +255,21 @@ class QueryContract:
         for e in ended:
             assert 0.0 <= e.seconds < 60 and e.ended_at.tzinfo is not None
         first = min(e.ended_at for e in ended)
-        assert store.run(lambda tx: tx.ended_attempts(before - dt.timedelta(hours=1), first)) == []
-        assert store.run(lambda tx: tx.ended_attempts(after, after + dt.timedelta(hours=1))) == []
+        assert (
+            store.run(lambda tx: tx.reads.ended_attempts(before - dt.timedelta(hours=1), first))
+            == []
+        )
+        assert (
+            store.run(lambda tx: tx.reads.ended_attempts(after, after + dt.timedelta(hours=1)))
+            == []
+        )
 
     def test_tasks_are_counted_per_identifier_and_state(self, store: Store) -> None:
         roots = [spec(), spec(), spec(OTHER)]
         new_job(store, *roots[:2])
         new_job(store, roots[2])
         set_state(store, roots[0].id, TaskState.COMPUTED)
-        assert store.run(lambda tx: tx.task_counts_by_identifier()) == [
+        assert store.run(lambda tx: tx.reads.task_counts_by_identifier()) == [
             IdentifierStateCount(LEAF, TaskState.COMPUTED, 1),
             IdentifierStateCount(LEAF, TaskState.QUEUED, 1),
             IdentifierStateCount(OTHER, TaskState.QUEUED, 1),

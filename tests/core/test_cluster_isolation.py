@@ -73,9 +73,9 @@ def test_a_message_for_another_clusters_task_on_this_queue_is_not_run(
     with caplog.at_level(logging.INFO, logger="conveyor.core.runner"):
         runner.run_all()
     assert RAN == []
-    task = client.service.get_task(foreign.id)
+    task = client.reads.get_task(foreign.id)
     assert task is not None and task.state is TaskState.QUEUED and task.attempt == 0
-    assert client.service.task_attempts(foreign.id) == []
+    assert client.reads.task_attempts(foreign.id) == []
     (record,) = drops(caplog)
     message = record.getMessage()
     assert record.levelno == logging.WARNING and record.funcName == "_handle"
@@ -84,7 +84,7 @@ def test_a_message_for_another_clusters_task_on_this_queue_is_not_run(
     # The runner it was meant for still runs it.
     client.runner("other", tasks=[Work]).run_all()
     assert RAN == ["foreign"]
-    task = client.service.get_task(foreign.id)
+    task = client.reads.get_task(foreign.id)
     assert task is not None and task.state is TaskState.COMPUTED and task.attempt == 1
 
 
@@ -105,7 +105,7 @@ def test_the_fused_claim_of_another_clusters_task_is_refused_too(
     assert record.levelno == logging.WARNING
     assert record.funcName == "_complete_and_claim_next"
     assert "cluster 'other'" in record.getMessage()
-    task = client.service.get_task(foreign.id)
+    task = client.reads.get_task(foreign.id)
     assert task is not None and task.state is TaskState.QUEUED and task.attempt == 0
 
 

@@ -14,6 +14,14 @@ from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.ids import uuid7
 from conveyor.core.model import ClaimedTask, ClaimRefusal, RefusalReason
 from conveyor.core.ports import StoreTx
+from conveyor.core.reads import ReadService
+from conveyor.core.service import Orchestrator
+
+
+def reads_of(service: Orchestrator) -> ReadService:
+    """The read service over ``service``'s store (reads are not the orchestrator's)."""
+    return ReadService(service.store)
+
 
 ORDER: list[int] = []
 
@@ -40,15 +48,15 @@ def job_state_writes(client: Client) -> list[JobState]:
 
     def run(fn: Callable[[StoreTx], object]) -> object:
         def wrapped(tx: StoreTx) -> object:
-            set_job_state = tx.set_job_state
+            set_job_state = tx.jobs.set_job_state
 
             def record(job_id: JobId, state: JobState) -> None:
-                before = tx.get_job(job_id)
+                before = tx.jobs.get_job(job_id)
                 if before is not None and before.state is not state:
                     writes.append(state)
                 set_job_state(job_id, state)
 
-            tx.set_job_state = record  # type: ignore[method-assign]
+            tx.jobs.set_job_state = record  # type: ignore[method-assign]
             return fn(tx)
 
         return original_run(wrapped)
@@ -98,8 +106,8 @@ def test_a_fused_claim_of_a_task_that_is_not_dispatchable_is_dropped_and_the_res
     )
     assert recorded and isinstance(following, ClaimRefusal)
     assert following.reason is RefusalReason.RUNNING and following.runner_id == "r2"
-    assert service.get_task(first.id).state is TaskState.COMPUTED  # type: ignore[union-attr]
-    assert service.get_task(second.id).runner_id == "r2"  # type: ignore[union-attr]
+    assert reads_of(service).get_task(first.id).state is TaskState.COMPUTED  # type: ignore[union-attr]
+    assert reads_of(service).get_task(second.id).runner_id == "r2"  # type: ignore[union-attr]
     assert client.jobs().find(job).state is JobState.RUNNING
 
 
@@ -116,7 +124,7 @@ def test_a_stale_completion_still_claims_the_next_task() -> None:
     )
     assert not recorded
     assert isinstance(following, ClaimedTask) and following.id == second.id
-    assert service.get_task(first.id).state is TaskState.RUNNING  # type: ignore[union-attr]
+    assert reads_of(service).get_task(first.id).state is TaskState.RUNNING  # type: ignore[union-attr]
 
 
 def test_when_the_claim_leaves_the_job_the_job_state_is_still_written() -> None:

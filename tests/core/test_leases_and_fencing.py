@@ -20,10 +20,17 @@ from conveyor.core.model import (
     TaskError,
     TaskState,
 )
+from conveyor.core.reads import ReadService
 from conveyor.core.service import Orchestrator
 from conveyor.core.usecases import Policy
 from conveyor.memory.broker import InMemoryBroker
 from conveyor.memory.store import InMemoryStore
+
+
+def reads_of(service: Orchestrator) -> ReadService:
+    """The read service over ``service``'s store (reads are not the orchestrator's)."""
+    return ReadService(service.store)
+
 
 LEAF = TaskIdentifier("Leaf", "v1.0")
 
@@ -70,18 +77,21 @@ def test_an_expired_lease_requeues_the_task_and_counts_a_crash(
     root = spec()
     job = service.submit_job("crash", [root])
     first = service.claim(root.id, "default", "r1", 30)
-    assert isinstance(first, ClaimedTask) and service.job_record(job.id).state is JobState.RUNNING
+    assert (
+        isinstance(first, ClaimedTask)
+        and reads_of(service).job_record(job.id).state is JobState.RUNNING
+    )
     clock.advance(29)
     assert service.expire_leases() == 0
     clock.advance(2)
     assert service.expire_leases() == 1
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None
     assert (task.state, task.crash_count, task.retry_count) == (TaskState.QUEUED, 1, 0)
-    assert service.job_record(job.id).state is JobState.STARTED
+    assert reads_of(service).job_record(job.id).state is JobState.STARTED
     second = service.claim(root.id, "default", "r2", 30)
     assert isinstance(second, ClaimedTask) and second.attempt == 2
-    outcomes = [a.outcome for a in service.task_attempts(root.id)]
+    outcomes = [a.outcome for a in reads_of(service).task_attempts(root.id)]
     assert outcomes == ["expired", "running"]
 
 
@@ -92,12 +102,12 @@ def test_past_the_crash_limit_the_task_fails(service: Orchestrator, clock: FakeC
         assert isinstance(service.claim(root.id, "default", "r", 10), ClaimedTask)
         clock.advance(11)
         service.expire_leases()
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and task.state is TaskState.FAILED and task.crash_count == 4
     assert task.error is not None and task.error.type == "CrashLimitExceeded"
-    assert service.job_record(job.id).state is JobState.FAILED
+    assert reads_of(service).job_record(job.id).state is JobState.FAILED
     assert service.retry_job(job.id) == 1
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and task.crash_count == 0 and task.state is TaskState.QUEUED
 
 
@@ -114,10 +124,10 @@ def test_a_zombies_late_result_is_discarded(service: Orchestrator, clock: FakeCl
     assert service.complete(zombie, [spec()], "zombie display", {}) is False
     assert service.fail(zombie, TaskError("E", "late")) is False
     assert service.complete(alive, [], "alive display", {}) is True
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and task.display == "alive display" and task.attempt == 2
-    assert service.job_record(job.id).state is JobState.COMPLETED
-    assert len(list(service.iter_tasks(job.id))) == 1
+    assert reads_of(service).job_record(job.id).state is JobState.COMPLETED
+    assert len(list(reads_of(service).iter_tasks(job.id))) == 1
 
 
 def test_completion_is_idempotent_on_task_and_attempt(service: Orchestrator) -> None:
@@ -128,7 +138,7 @@ def test_completion_is_idempotent_on_task_and_attempt(service: Orchestrator) -> 
     children = [spec()]
     assert service.complete(claimed, children, None, {}) is True
     assert service.complete(claimed, children, None, {}) is True  # a retried commit
-    assert len(list(service.iter_tasks(job.id))) == 2
+    assert len(list(reads_of(service).iter_tasks(job.id))) == 2
 
 
 def test_system_requeues_are_capped(service: Orchestrator) -> None:
@@ -138,14 +148,14 @@ def test_system_requeues_are_capped(service: Orchestrator) -> None:
         claimed = service.claim(root.id, "default", "r", 10)
         assert isinstance(claimed, ClaimedTask)
         service.give_back(claimed, "shutdown")
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and task.state is TaskState.QUEUED and task.retry_count == 0
     claimed = service.claim(root.id, "default", "r", 10)
     assert isinstance(claimed, ClaimedTask)
     service.give_back(claimed, "shutdown")
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and task.state is TaskState.FAILED
-    assert service.job_record(job.id).state is JobState.FAILED
+    assert reads_of(service).job_record(job.id).state is JobState.FAILED
 
 
 def test_retry_back_off_delays_the_next_claim(clock: FakeClock) -> None:
@@ -175,14 +185,14 @@ def test_unpublished_messages_are_sent_by_the_outbox_sweep(
     root = spec()
     service.submit_job("outbox", [root])
     assert broker.depth() == 0
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and task.publish_pending
     broker.down = False
     assert service.publish_outbox() == 0  # the writer's publish lease still holds
     clock.advance(31)
     assert service.publish_outbox() == 1
     assert broker.depth() == 1
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and not task.publish_pending and task.published_at is not None
 
 
@@ -205,9 +215,9 @@ def test_expiry_inside_a_failed_optional_subtree_skips_the_task(
     service.fail(failing_claim, TaskError("E", "boom"))
     clock.advance(11)
     service.expire_leases()
-    task = service.get_task(slow.id)
+    task = reads_of(service).get_task(slow.id)
     assert task is not None and task.state is TaskState.SKIPPED
-    assert service.job_record(job.id).state is JobState.COMPLETED
+    assert reads_of(service).job_record(job.id).state is JobState.COMPLETED
 
 
 def test_derive_job_state_precedence() -> None:

@@ -6,10 +6,16 @@ from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
 from conveyor.core.model import ClaimedTask, NewTask, RunnerInfo, TaskState
 from conveyor.core.monitor import Monitor, MonitorSettings
+from conveyor.core.reads import ReadService
 from conveyor.core.service import Orchestrator
 from conveyor.memory.broker import InMemoryBroker
 from conveyor.memory.store import InMemoryStore
 from tests.core.test_leases_and_fencing import FakeClock
+
+
+def reads_of(service: Orchestrator) -> ReadService:
+    """The read service over ``service``'s store (reads are not the orchestrator's)."""
+    return ReadService(service.store)
 
 
 def test_one_sweep_requeues_publishes_and_marks_silent_runners() -> None:
@@ -24,10 +30,10 @@ def test_one_sweep_requeues_publishes_and_marks_silent_runners() -> None:
     clock.advance(120)
     report = Monitor(service, MonitorSettings(runner_silence=60)).run_once()
     assert report.requeued == 1 and report.runners_gone == 1
-    task = service.get_task(task_id)
+    task = reads_of(service).get_task(task_id)
     assert task is not None and task.state is TaskState.QUEUED and task.crash_count == 1
     assert broker.depth() == 2  # the original message and the requeue's
-    assert service.list_runners() == []
+    assert reads_of(service).list_runners() == []
 
 
 def test_run_forever_stops_on_request() -> None:

@@ -9,10 +9,17 @@ from conveyor.core.errors import BrokerUnavailableError
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
 from conveyor.core.model import DispatchMessage, NewTask
+from conveyor.core.reads import ReadService
 from conveyor.core.relay import OutboxRelay
 from conveyor.core.service import Orchestrator
 from conveyor.memory.broker import InMemoryBroker
 from conveyor.memory.store import InMemoryStore
+
+
+def reads_of(service: Orchestrator) -> ReadService:
+    """The read service over ``service``'s store (reads are not the orchestrator's)."""
+    return ReadService(service.store)
+
 
 LEAF = TaskIdentifier("Leaf", "v1.0")
 
@@ -54,7 +61,7 @@ def test_submit_returns_before_the_publish_and_the_relay_batches_what_accumulate
     assert broker.depth() == 51
     assert len(broker.batches) <= 3  # 51 submissions, a handful of confirmed batches
     for s in [first, *specs]:
-        task = service.get_task(s.id)
+        task = reads_of(service).get_task(s.id)
         assert task is not None and not task.publish_pending and task.published_at is not None
     service.close()
 
@@ -77,7 +84,7 @@ def test_a_publish_that_fails_is_left_to_the_outbox_sweep() -> None:
     root = spec()
     service.submit_job("d", [root])
     assert service.relay is not None and service.relay.flush(10)
-    task = service.get_task(root.id)
+    task = reads_of(service).get_task(root.id)
     assert task is not None and task.publish_pending  # still in the outbox
     broker.down = False
     other = spec()

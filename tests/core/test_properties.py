@@ -29,6 +29,7 @@ from conveyor.core.model import (
     TaskState,
 )
 from conveyor.core.polling import PollingDispatcher
+from conveyor.core.reads import ReadService
 from conveyor.core.service import Orchestrator
 from conveyor.core.usecases import Policy, derive_job_state
 from conveyor.memory.store import InMemoryStore
@@ -101,6 +102,7 @@ class Simulation:
         self.clock = Clock()
         self.store = InMemoryStore(self.clock.now)
         self.service = Orchestrator(self.store, PollingDispatcher(), Policy(crash_limit=2))
+        self.reads = ReadService(self.store)
         self.by_path: dict[str, Spec] = {}
         self.executions: Counter[str] = Counter()
         self.running: list[ClaimedTask] = []
@@ -118,7 +120,7 @@ class Simulation:
             self._index(f"{path}.{i}", spec.children)
 
     def tasks(self) -> dict[TaskId, TaskRecord]:
-        return {t.id: t for t in self.service.iter_tasks(self.job_id)}
+        return {t.id: t for t in self.reads.iter_tasks(self.job_id)}
 
     def subtree_done(self, tasks: dict[TaskId, TaskRecord], task_id: TaskId) -> bool:
         task = tasks[task_id]
@@ -135,7 +137,7 @@ class Simulation:
 
     def check_claimed(self, claimed: ClaimedTask) -> None:
         tasks = self.tasks()
-        job = self.service.job_record(self.job_id)
+        job = self.reads.job_record(self.job_id)
         assert job.state not in (JobState.FAILED, JobState.CANCELED, JobState.COMPLETED)
         for dep in claimed.depends_on:  # only after each dependency's whole subtree completed
             assert self.subtree_done(tasks, dep), "started before a dependency's subtree"
@@ -180,8 +182,8 @@ class Simulation:
         assert not self.service.extend_lease(crashed, LEASE)
 
     def observe(self) -> None:
-        state = self.service.job_record(self.job_id).state
-        facts = self.store.run(lambda tx: tx.job_facts(self.job_id))
+        state = self.reads.job_record(self.job_id).state
+        facts = self.store.run(lambda tx: tx.jobs.job_facts(self.job_id))
         assert state is derive_job_state(facts), "the job row disagrees with its facts"
         if self.job_states and self.job_states[-1] is JobState.COMPLETED:
             assert state is JobState.COMPLETED, "a completed job changed state"
@@ -207,7 +209,7 @@ class Simulation:
                 assert not task.optional_path
             if task.state in (TaskState.FAILED_OPTIONAL, TaskState.SKIPPED):
                 assert task.optional_path
-        job = self.service.job_record(self.job_id)
+        job = self.reads.job_record(self.job_id)
         roots_done = all(t.complete for t in tasks.values() if t.parent_id is None)
         if by_state[TaskState.FAILED]:
             assert job.state is JobState.FAILED
@@ -234,7 +236,7 @@ def test_random_workflows_respect_every_rule(roots: list[Spec], data: st.DataObj
         if sim.running:
             actions += ["finish", "finish", "finish+claim", "crash"]
         if not actions:
-            job = sim.service.job_record(sim.job_id)
+            job = sim.reads.job_record(sim.job_id)
             if job.state is JobState.FAILED and sim.job_retries < 3:
                 sim.job_retries += 1
                 assert sim.service.retry_job(sim.job_id) >= 1

@@ -293,7 +293,7 @@ class TestFailures:
         run(client, Hangs)
         assert time.monotonic() - started < 2.5
         assert client.jobs().find(job).state is JobState.COMPLETED
-        attempts = client.service.task_attempts(next(client.jobs().tasks(job)).id)
+        attempts = client.reads.task_attempts(next(client.jobs().tasks(job)).id)
         assert [a.outcome for a in attempts] == ["timeout", "computed"]
 
 

@@ -49,15 +49,15 @@ def test_a_runner_that_loses_its_lease_discards_its_result(
     def steal() -> None:  # what a sweep does after the lease expired
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            current = client.service.get_task(task.id)
+            current = client.reads.get_task(task.id)
             if current is not None and current.state is State.RUNNING:
                 break
             time.sleep(0.01)
 
         def requeue(tx: object) -> None:
-            row = tx.lock_task(task.id)  # type: ignore[attr-defined]
+            row = tx.tasks.lock_task(task.id)  # type: ignore[attr-defined]
             row.state = State.QUEUED
-            tx.save_task(row)  # type: ignore[attr-defined]
+            tx.tasks.save_task(row)  # type: ignore[attr-defined]
 
         client.service.store.run(requeue)
 
@@ -85,7 +85,7 @@ def test_a_delivery_for_an_unregistered_identifier_is_dropped_with_a_log_line(
     with caplog.at_level(logging.WARNING):
         runner._handle(delivery)
     assert delivery.acked and "not registered on runner" in caplog.text
-    assert client.service.get_task(task.id).state is TaskState.QUEUED  # type: ignore[union-attr]
+    assert client.reads.get_task(task.id).state is TaskState.QUEUED  # type: ignore[union-attr]
 
 
 def test_a_claimed_task_this_runner_cannot_run_is_handed_back() -> None:
@@ -100,7 +100,7 @@ def test_a_claimed_task_this_runner_cannot_run_is_handed_back() -> None:
     delivery = FakeDelivery(task.id, None)
     runner._handle(delivery)
     assert delivery.acked
-    row = client.service.get_task(task.id)
+    row = client.reads.get_task(task.id)
     assert row is not None and row.state is TaskState.QUEUED
     assert row.retry_count == 0 and row.system_requeues == 1
 
@@ -138,7 +138,7 @@ def test_run_forever_survives_a_store_outage(caplog: pytest.LogCaptureFixture) -
         runner.stop()
         thread.join(5)
     assert "database restarting" in caplog.text
-    assert client.service.list_runners(include_gone=True)[0].state == "stopped"
+    assert client.reads.list_runners(include_gone=True)[0].state == "stopped"
 
 
 def test_run_all_raises_store_errors() -> None:
