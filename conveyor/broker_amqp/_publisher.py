@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import struct
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,13 +22,7 @@ import amqp
 import amqp.exceptions
 from kombu.connection import Connection
 
-from conveyor.broker_amqp._codec import (
-    CONTENT_TYPE,
-    PERSISTENT,
-    REASON_HEADER,
-    SOURCE_HEADER,
-    encode,
-)
+from conveyor.broker_amqp._codec import PERSISTENT, REASON_HEADER, SOURCE_HEADER, encode
 from conveyor.broker_amqp._confirms import ConfirmTracker
 from conveyor.broker_amqp._connection import (
     TRANSPORT_ERRORS,
@@ -37,6 +30,7 @@ from conveyor.broker_amqp._connection import (
     open_connection,
     pump,
 )
+from conveyor.broker_amqp._frames import WRITE_BATCH, FrameEncoder, dispatch_message, write_frames
 from conveyor.broker_amqp._topology import QueueSpec, Topology
 from conveyor.core.errors import BrokerUnavailableError
 from conveyor.core.identifiers import TaskIdentifier
@@ -274,9 +268,9 @@ class Publisher:
     def _publish_once(self, messages: Sequence[DispatchMessage]) -> dict[str, str]:
         """Publish a batch; the unroutable ones (task id → reason). Raises on nacks/timeouts.
 
-        Frames are encoded by :class:`FrameEncoder` and written :data:`WRITE_BATCH` messages
-        per socket write: py-amqp's ``basic_publish`` (properties serialised and one write per
-        message) was most of a 100k fan-out's CPU time.
+        Frames are encoded by :class:`~._frames.FrameEncoder` and written :data:`WRITE_BATCH`
+        messages per socket write: py-amqp's ``basic_publish`` (properties serialised and one
+        write per message) was most of a 100k fan-out's CPU time (see :mod:`._frames`).
         """
         channel, confirms = self._ensure_channel()
         specs = self._specs(messages)
@@ -289,8 +283,7 @@ class Publisher:
 
         def flush() -> None:
             if pending:
-                conn.transport.write(b"".join(pending))
-                conn.bytes_sent += 1
+                write_frames(conn, b"".join(pending))
                 pending.clear()
 
         for message, spec in zip(messages, specs, strict=True):
@@ -300,7 +293,7 @@ class Publisher:
             if frames is None:  # too large for one frame (never for dispatch messages)
                 flush()
                 channel.basic_publish(
-                    _message(body, headers, message_id),
+                    dispatch_message(body, headers, message_id),
                     exchange=spec.exchange,
                     routing_key=spec.routing_key,
                     mandatory=True,
@@ -347,70 +340,6 @@ class Publisher:
                     self._reset()
             finally:
                 self._lock.release()
-
-
-#: Messages encoded per socket write when publishing a batch.
-WRITE_BATCH = 200
-_FRAME_END = b"\xce"
-_BASIC_PUBLISH = struct.pack(">HHH", 60, 40, 0)  # basic.publish, reserved-1 (ticket)
-
-
-def _message(body: bytes, headers: dict[str, Any], message_id: str) -> amqp.Message:
-    return amqp.Message(
-        body,
-        content_type=CONTENT_TYPE,
-        delivery_mode=PERSISTENT,
-        application_headers=headers,
-        message_id=message_id,
-    )
-
-
-def _shortstr(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    if len(raw) > 255:
-        raise ValueError(f"AMQP short string over 255 bytes: {value[:40]!r}…")
-    return bytes((len(raw),)) + raw
-
-
-class FrameEncoder:
-    """The three AMQP frames of a ``basic.publish`` (mandatory) of a dispatch message.
-
-    Byte for byte what py-amqp writes for ``channel.basic_publish(_message(...), exchange,
-    routing_key, mandatory=True)``: a method frame, a content header whose properties are
-    content type, headers, delivery mode and message id (in that order), and one body frame.
-    The parts that depend only on the queue and the headers are encoded once per batch.
-    """
-
-    def __init__(self, channel_id: int, frame_max: int) -> None:
-        self._channel = channel_id
-        self._max_payload = frame_max - 8
-        self._methods: dict[tuple[str, str], bytes] = {}
-        self._properties: dict[tuple[tuple[str, Any], ...], bytes] = {}
-
-    def _frame(self, kind: int, payload: bytes) -> bytes:
-        return struct.pack(">BHI", kind, self._channel, len(payload)) + payload + _FRAME_END
-
-    def frames(
-        self, spec: QueueSpec, headers: dict[str, Any], body: bytes, message_id: str
-    ) -> bytes | None:
-        """The frames to write, or None if the message needs more than one body frame."""
-        key = (spec.exchange, spec.routing_key)
-        method = self._methods.get(key)
-        if method is None:
-            payload = _BASIC_PUBLISH + _shortstr(key[0]) + _shortstr(key[1]) + b"\x01"
-            method = self._methods[key] = self._frame(1, payload)
-        header_key = tuple(sorted(headers.items()))
-        prefix = self._properties.get(header_key)
-        if prefix is None:
-            # py-amqp serialises the properties; message_id comes last (its flag bit is the
-            # lowest set), so everything before its short string is shared by the batch.
-            serialised = _message(b"", headers, "-")._serialize_properties()
-            assert serialised.endswith(b"\x01-")
-            prefix = self._properties[header_key] = serialised[:-2]
-        header = struct.pack(">HHQ", 60, 0, len(body)) + prefix + _shortstr(message_id)
-        if len(header) > self._max_payload or len(body) > self._max_payload:
-            return None
-        return method + self._frame(2, header) + self._frame(3, body)
 
 
 #: Header value types py-amqp can encode (what it decoded from the original message).
