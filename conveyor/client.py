@@ -18,16 +18,13 @@ from conveyor.caches import NoCache
 from conveyor.config import Settings
 from conveyor.core.context import new_task_spec
 from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, validate_slug
-from conveyor.core.model import Cluster, Job, JobQuery, JobState, TaskRecord
+from conveyor.core.model import INACTIVE_JOB_STATES, Cluster, Job, JobQuery, JobState, TaskRecord
 from conveyor.core.ports import Broker, JobCache, Store
 from conveyor.core.reads import ReadService
 from conveyor.core.registry import Runner
 from conveyor.core.runner import RunnerSettings, TaskRunner
 from conveyor.core.task import Task
 from conveyor.core.usecases import Policy
-
-#: Job states after which nothing changes unless a user retries.
-TERMINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELED})
 
 
 def job_id_of(job_or_id: Job | uuid.UUID | str) -> JobId:
@@ -252,7 +249,7 @@ class JobClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self._reads.find_job(job_id)
-            if job.state in TERMINAL_JOB_STATES:
+            if job.state in INACTIVE_JOB_STATES:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"Job {job_id} is still {job.state} after {timeout}s")

@@ -25,6 +25,7 @@ from conveyor.client import Client
 from conveyor.core.identifiers import JobId, TaskId
 from conveyor.core.model import (
     DONE_STATES,
+    INACTIVE_JOB_STATES,
     Job,
     JobRecord,
     JobState,
@@ -268,7 +269,7 @@ def task_json(task: TaskRecord) -> dict[str, Any]:
 
 
 def is_terminal(state: JobState) -> bool:
-    return state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
+    return state in INACTIVE_JOB_STATES
 
 
 def mermaid(job: Job, tasks: list[TaskRecord]) -> str:

@@ -27,6 +27,7 @@ from conveyor.cli._render import (
     task_tree,
 )
 from conveyor.client import job_id_of
+from conveyor.core.action_messages import cancel_message, retry_message
 from conveyor.core.context import new_task_spec
 from conveyor.core.errors import ClusterNotFoundError
 from conveyor.core.identifiers import (
@@ -229,17 +230,13 @@ def retry(app: App, job_id: JobId) -> None:
     Example:
       conveyor retry 01a223f3-1c7a-713c-8f90-f8be6015a190
     """
+    before = app.client.jobs().find(job_id)
     count = app.client.jobs().retry(job_id)
     job = app.client.jobs().find(job_id)
     if app.as_json:
         app.print_json({"requeued": count, "job": job_json(job)})
-    elif count or job.state is not JobState.COMPLETED:
-        app.console.print(
-            f"Requeued {count} failed task{'s' * (count != 1)}; job "
-            f"[bold]{job.name}[/] is now {job.state.value}"
-        )
     else:
-        app.console.print(f"Job [bold]{job.name}[/] is {job.state.value}: nothing to retry")
+        app.console.print(retry_message(before.state, count, job.state, job.name), markup=False)
 
 
 @click.command()
@@ -258,13 +255,10 @@ def cancel(app: App, job_id: JobId) -> None:
     counts = job.execution_stats.tasks_by_state
     if app.as_json:
         app.print_json(job_json(job))
-    elif before.state is JobState.COMPLETED:
-        app.console.print(f"Job [bold]{job.name}[/] already COMPLETED: nothing to cancel")
     else:
-        app.console.print(
-            f"Canceled job [bold]{job.name}[/]: {counts.get(TaskState.QUEUED, 0)} queued tasks "
-            f"held, {counts.get(TaskState.RUNNING, 0)} running will finish"
-        )
+        queued, running = counts.get(TaskState.QUEUED, 0), counts.get(TaskState.RUNNING, 0)
+        message = cancel_message(before.state, job.name, queued=queued, running=running)
+        app.console.print(message, markup=False)
 
 
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 
+from conveyor.core.action_messages import cancel_message, retry_message
 from conveyor.core.errors import JobNotFoundError, TaskNotFoundError
 from conveyor.core.identifiers import SLUG_PATTERN, JobId, TaskId, TaskIdentifier
 from conveyor.core.model import JobQuery, JobRecord, JobState, TaskState
@@ -394,11 +395,7 @@ def retry_job(job_id: uuid.UUID, service: Service, reads: Reads) -> ActionResult
     record = _job(reads, job_id)
     requeued = service.retry_job(record.id)
     state = reads.job_record(record.id).state
-    message = (
-        f"Requeued {requeued} failed task{'s' if requeued != 1 else ''}; the job is {state}"
-        if record.state in (JobState.FAILED, JobState.CANCELED)
-        else f"Nothing to retry: the job is {record.state}"
-    )
+    message = retry_message(record.state, requeued, state)
     return ActionResult(job_id=str(record.id), state=state, requeued=requeued, message=message)
 
 
@@ -413,12 +410,7 @@ def cancel_job(job_id: uuid.UUID, service: Service, reads: Reads) -> ActionResul
     """Stop dispatching the job's queued tasks (running ones finish). No-op when COMPLETED."""
     record = _job(reads, job_id)
     state = service.cancel_job(record.id)
-    message = (
-        "Nothing to cancel: the job is COMPLETED"
-        if state is JobState.COMPLETED
-        else "Canceled: queued tasks are no longer dispatched"
-    )
-    return ActionResult(job_id=str(record.id), state=state, message=message)
+    return ActionResult(job_id=str(record.id), state=state, message=cancel_message(record.state))
 
 
 @router.get("/runners", response_model=list[RunnerState], responses=BAD_REQUEST, tags=["runners"])
