@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from conveyor.core.model import (
     DONE_STATES,
     INACTIVE_JOB_STATES,
+    RETRYABLE_JOB_STATES,
     AttemptRecord,
     Job,
     JobRecord,
@@ -321,7 +322,7 @@ def job_detail(record: JobRecord, job: Job) -> JobDetail:
             elapsed_seconds=stats.elapsed_time.total_seconds(),
             parallelism=stats.parallelism,
         ),
-        can_retry=job.state in (JobState.FAILED, JobState.CANCELED),
+        can_retry=job.state in RETRYABLE_JOB_STATES,
         can_cancel=job.state not in (JobState.COMPLETED, JobState.CANCELED),
     )
 
