@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator, Sequence
 
 from conveyor.core.identifiers import TaskId
 from conveyor.core.model import (
+    INACTIVE_JOB_STATES,
     AttemptRecord,
     ClaimedTask,
     JobState,
@@ -22,7 +23,7 @@ from conveyor.core.model import (
 from conveyor.core.ports import FinishedTask
 from conveyor.memory.attempts import MemoryAttempts
 from conveyor.memory.jobs import MemoryJobs
-from conveyor.memory.journal import INACTIVE, Journal
+from conveyor.memory.journal import Journal
 from conveyor.memory.tasks import MemoryTasks
 
 
@@ -107,7 +108,7 @@ class MemoryClaims:
 
     def has_dispatchable(self, cluster: str, identifiers: Sequence[RegisteredIdentifier]) -> bool:
         return any(
-            t.deps_open == 0 and self._t.jobs[t.job_id].state not in INACTIVE
+            t.deps_open == 0 and self._t.jobs[t.job_id].state not in INACTIVE_JOB_STATES
             for t in self._matching(cluster, identifiers)
         )
 

@@ -22,17 +22,14 @@ from conveyor.core.errors import TaskNotFoundError
 from conveyor.core.identifiers import DEFAULT_CLUSTER, JobId, TaskId
 from conveyor.core.model import (
     DONE_STATES,
+    INACTIVE_JOB_STATES,
     AttemptRecord,
     Cluster,
     JobRecord,
-    JobState,
     RunnerInfo,
     TaskRecord,
     TaskState,
 )
-
-#: Job states in which no task of the job is dispatchable.
-INACTIVE = (JobState.FAILED, JobState.CANCELED, JobState.COMPLETED)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,4 +164,4 @@ class Journal:
             return False
         if task.not_before is not None and task.not_before > self.now:
             return False
-        return self.t.jobs[task.job_id].state not in INACTIVE
+        return self.t.jobs[task.job_id].state not in INACTIVE_JOB_STATES

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 
 from conveyor.core.identifiers import JobId, TaskId, TaskIdentifier
-from conveyor.core.model import AttemptRecord, JobState, TaskRecord, TaskState
+from conveyor.core.model import INACTIVE_JOB_STATES, AttemptRecord, JobState, TaskRecord, TaskState
 from conveyor.core.views import (
     AttemptBucket,
     ChildGroup,
@@ -17,7 +17,7 @@ from conveyor.core.views import (
     TaskFailure,
     TaskQuery,
 )
-from conveyor.memory.journal import INACTIVE, Tables
+from conveyor.memory.journal import Tables
 from conveyor.memory.tasks import MemoryTasks
 
 
@@ -40,7 +40,7 @@ class MemoryReads:
         running: dict[tuple[str, TaskIdentifier], int] = {}
         for task_id in self._t.queued:
             task = self._t.tasks[task_id]
-            if task.deps_open == 0 and self._t.jobs[task.job_id].state not in INACTIVE:
+            if task.deps_open == 0 and self._t.jobs[task.job_id].state not in INACTIVE_JOB_STATES:
                 key = (task.cluster, task.identifier)
                 ready[key] = ready.get(key, 0) + 1
         for task_id in self._t.running:
