@@ -8,6 +8,11 @@ publishes them later (a publish lease keeps the sweep off rows that are still be
 Every transition that ends a task for good goes through :func:`fail_terminally` or
 :func:`_propagate_complete`, so the optional/SKIPPED/job-state rules apply identically whatever
 the cause (user error, crash limit, timeout, a completion that cannot commit).
+
+The module is longer than most on purpose: the rules are one state machine whose parts call
+each other (a failure may complete a parent, a completion may skip an optional path), and they
+are reviewed against the design side by side. Each rule asks the store only for the parts it
+needs (``tx.tasks``, ``tx.jobs``, ``tx.claims``, ``tx.outbox``, ``tx.attempts``).
 """
 
 from __future__ import annotations

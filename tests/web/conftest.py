@@ -55,7 +55,8 @@ def make_world(folder: Path, token: str | None = None) -> Iterator[World]:
     run_all(client)
     # A loopback Host, as a browser on this machine sends it (TestClient's default
     # "testserver" is a foreign name the UI refuses).
-    with TestClient(create_app(client.service, token=token), base_url=BASE_URL) as http:
+    app = create_app(client.service, reads=client.reads, token=token)
+    with TestClient(app, base_url=BASE_URL) as http:
         yield World(client, http, failed, completed, flag)
     client.close()
 
