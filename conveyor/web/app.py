@@ -18,7 +18,7 @@ from conveyor.core.errors import ConveyorError
 from conveyor.core.reads import ReadService
 from conveyor.core.service import Orchestrator
 from conveyor.web.api import router
-from conveyor.web.errors import install_error_handlers
+from conveyor.web.errors import ERROR_RESPONSES, install_error_handlers
 from conveyor.web.hosts import LOOPBACK_HOSTS, HostGuard, allowed_host_pattern
 from conveyor.web.metrics import MetricsCollector, ThroughputTracker
 
@@ -82,7 +82,7 @@ def create_app(
     app.state.allowed_hosts = tuple(allowed_host_pattern(host) for host in allowed_hosts)
     app.state.throughput = ThroughputTracker()
     app.state.metrics = MetricsCollector(app.state.reads)
-    app.include_router(router)
+    app.include_router(router, responses=ERROR_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Around every route and static file: a foreign Host gets nothing but the refusal.
     app.add_middleware(HostGuard, allowed_hosts=app.state.allowed_hosts)

@@ -24,6 +24,7 @@ and the Host allow-list (:mod:`conveyor.web.hosts`). Every error body is ``{"det
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -36,6 +37,7 @@ from conveyor.core.errors import (
     InvalidValueError,
     NotFoundError,
 )
+from conveyor.web.models import Problem
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,11 @@ STATUS_BY_KIND: tuple[tuple[type[ConveyorError], int], ...] = (
 )
 #: Body of a 500: the exception's text may hold anything, so it stays in the log.
 INTERNAL_ERROR = "Internal error (a bug in conveyor): the traceback is in the UI's log"
+#: What any route of the API may answer besides its own statuses (for the OpenAPI document).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    500: {"model": Problem, "description": "A bug in conveyor (the traceback is logged)"},
+    503: {"model": Problem, "description": "The database or broker is unavailable: try again"},
+}
 
 
 def status_for(exc: BaseException) -> int:

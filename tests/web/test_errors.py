@@ -117,3 +117,10 @@ def test_the_real_routes_answer_404_and_422(world: World) -> None:
     assert malformed.json()["errors"][0]["location"] == "path.job_id"
     refused = world.http.post(f"/api/jobs/{UNKNOWN}/retry")
     assert refused.status_code == 404 and UNKNOWN in refused.json()["detail"]
+
+
+def test_the_openapi_document_names_the_statuses_every_route_may_answer(world: World) -> None:
+    paths = world.http.get("/api/openapi.json").json()["paths"]
+    for path in ("/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/retry"):
+        for operation in paths[path].values():
+            assert {"500", "503"} <= set(operation["responses"]), path
