@@ -57,7 +57,9 @@ def stop_on_signals(
             exit_now(128 + signum)
             return
         log.info("signal %d: %s", signum, what)
-        target.stop()
+        # Not in the handler itself: stop() sets a threading.Event, whose lock the interrupted
+        # main thread may be holding (in Event.wait) — set from here, that would deadlock.
+        threading.Thread(target=target.stop, name="conveyor-stop", daemon=True).start()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
     try:

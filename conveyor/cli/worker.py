@@ -167,10 +167,11 @@ def _supervise(app: App, count: int) -> int:
     lived ``MIN_HEALTHY_SECONDS``, else after a back-off that doubles up to 30 s. The back-off is
     a deadline in the loop, not a sleep: other children are still watched meanwhile, and a
     signal cancels every restart still due (a child started after the signal would never get
-    it, and the supervisor would wait for it until a second signal). Signals are blocked while a
-    child is started, so one that arrives then is handled once the child is known and reaches
-    it too. (The handler sets a plain counter: a ``threading.Event`` set from a signal handler
-    can deadlock against the main thread holding its lock.)
+    it, and the supervisor would wait for it until a second signal). A signal that arrives while
+    a child is being started reaches it too: the child is registered with signals blocked, and
+    signalled there if the handler ran meanwhile; it is not started with signals blocked, as it
+    would inherit the mask. (The handler sets a plain counter: a ``threading.Event`` set from a
+    signal handler can deadlock against the main thread holding its lock.)
     """
     command = _child_command()
     env = {**os.environ, "CONVEYOR_SUPERVISED": "1"}
@@ -180,12 +181,17 @@ def _supervise(app: App, count: int) -> int:
     stopping = {"signals": 0}
 
     def start(slot: int) -> None:
+        if stopping["signals"]:
+            return
+        # Not started with signals blocked: a child inherits the mask, and would never see
+        # the SIGTERM of its supervisor or of PR_SET_PDEATHSIG.
+        proc = subprocess.Popen(command, env=env)
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            if stopping["signals"]:
-                return
-            proc = subprocess.Popen(command, env=env)
             children[slot] = (proc, time.monotonic())
+            if stopping["signals"]:  # it came during Popen: the handler missed this child
+                again = stopping["signals"] > 1
+                proc.send_signal(signal.SIGKILL if again else signal.SIGTERM)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         log.info("started runner process %d (pid %d)", slot, proc.pid)

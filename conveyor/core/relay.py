@@ -106,4 +106,3 @@ class OutboxRelay:
                 self.published += published
                 self._in_flight = 0
                 self._cond.notify_all()
-

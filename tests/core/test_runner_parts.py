@@ -45,10 +45,12 @@ def test_the_core_installs_no_signal_handler_and_never_exits_the_process() -> No
 
 class Recorder:
     def __init__(self) -> None:
+        self.stopped = threading.Semaphore(0)
         self.stops = 0
 
     def stop(self) -> None:
         self.stops += 1
+        self.stopped.release()
 
 
 def test_the_first_signal_stops_and_the_second_exits_at_once() -> None:
@@ -56,9 +58,9 @@ def test_the_first_signal_stops_and_the_second_exits_at_once() -> None:
     before = signal.getsignal(signal.SIGTERM)
     with stop_on_signals(target, exit_now=exits.append):
         os.kill(os.getpid(), signal.SIGTERM)
-        assert target.stops == 1 and exits == []
+        assert target.stopped.acquire(timeout=30) and exits == []
         os.kill(os.getpid(), signal.SIGINT)
-        assert target.stops == 1 and exits == [128 + signal.SIGINT]
+        assert exits == [128 + signal.SIGINT] and target.stops == 1
     assert signal.getsignal(signal.SIGTERM) is before  # restored
 
 
@@ -67,7 +69,22 @@ def test_the_monitor_only_ever_stops() -> None:
     with monitor_signals(target):
         os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGTERM)
+    assert target.stopped.acquire(timeout=30) and target.stopped.acquire(timeout=30)
     assert target.stops == 2
+
+
+def test_a_signal_while_the_main_thread_waits_on_the_stop_event_stops_it() -> None:
+    """The handler must not set the Event itself (its lock may be held by the interrupted
+    wait); the runner's and the monitor's main threads wait on theirs."""
+    stopping = threading.Event()
+
+    class Target:
+        def stop(self) -> None:
+            stopping.set()
+
+    with stop_on_signals(Target()):
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        assert stopping.wait(30)
 
 
 def test_off_the_main_thread_no_handler_is_installed() -> None:
