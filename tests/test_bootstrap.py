@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from conveyor import Client, ExecutionContext, Task
@@ -13,6 +15,7 @@ from conveyor.bootstrap import (
     build_runner_settings,
 )
 from conveyor.config import Settings
+from conveyor.core.model import DispatchMessage
 from conveyor.core.relay import OutboxRelay
 from conveyor.core.usecases import Policy
 from conveyor.memory.broker import InMemoryBroker
@@ -68,7 +71,12 @@ class Noop(Task):
 
 def test_relays_built_here_are_flushed_at_exit() -> None:
     published: list[int] = []
-    relay = OutboxRelay(lambda batch: published.append(len(batch)) or len(batch))
+
+    def publish(batch: Sequence[DispatchMessage]) -> int:
+        published.append(len(batch))
+        return len(batch)
+
+    relay = OutboxRelay(publish)
     _relays.add(relay)
     try:
         relay.put([object()])  # type: ignore[list-item]
