@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -100,16 +99,3 @@ class SqlTx:
 
     def now(self) -> dt.datetime:
         return self._ex.now()
-
-    # -- transition: the flat StoreTx of before the parts ---------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        """``tx.get_task(…)`` as ``tx.tasks.get_task(…)``, while callers move to the parts."""
-        if not name.startswith("_") and name not in _PARTS:
-            for part in _PARTS:
-                method = getattr(getattr(self, part), name, None)
-                if method is not None:
-                    return method
-        raise AttributeError(name)
-
-
-_PARTS = ("clusters", "jobs", "tasks", "claims", "outbox", "attempts", "runners", "reads")
