@@ -27,6 +27,7 @@ from conveyor.core.ids import uuid7
 from conveyor.core.model import (
     DONE_STATES,
     INACTIVE_JOB_STATES,
+    RETRYABLE_JOB_STATES,
     ClaimedTask,
     ClaimRefusal,
     DispatchMessage,
@@ -616,7 +617,7 @@ def retry_job(tx: StoreTx, job_id: JobId, policy: Policy) -> tuple[int, Outcome]
     job = tx.jobs.get_job(job_id)
     if job is None:
         raise JobNotFoundError(f"No job with id {job_id}")
-    if job.state not in (JobState.FAILED, JobState.CANCELED):
+    if job.state not in RETRYABLE_JOB_STATES:
         return 0, Outcome()
     count = tx.tasks.requeue_failed_tasks(job_id)
     tx.jobs.set_job_state(job_id, JobState.SUBMITTED)  # drop the CANCELED mark, then derive
