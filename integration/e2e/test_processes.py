@@ -78,9 +78,9 @@ def test_sigterm_hands_the_task_back_without_counting_a_retry(stack: Stack) -> N
     job = stack.client.jobs().submit("sigterm", Sleep("long", 8))
     wait_until(lambda: bool(stack.markers_of("start")), 60, "the task to start", stack)
     first.send_signal(signal.SIGTERM)
-    stopped_at = time.monotonic()
-    first.wait(15)
-    assert time.monotonic() - stopped_at < 1 + 8, "the runner left after its grace period"
+    first.wait(30)
+    # it left after its 1 s grace period, without waiting for the 8 s task to end
+    assert not stack.markers_of("done"), "the runner waited for the task instead of handing it back"
     (task,) = [t for t in stack.client.jobs().tasks(job)]
     assert task.state is TaskState.QUEUED and task.retry_count == 0
     stack.worker(f"{FLOWS}:TASKS", log="second")
