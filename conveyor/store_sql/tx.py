@@ -17,6 +17,11 @@ PostgreSQL or SQLite), maps rows with :mod:`.rows` and shares what the transacti
 about the rows it holds through one :class:`.memo.TxMemo`. Parts never import each other: a
 part that composes others (claims, attempts) is given them here, typed by their port.
 
+Cost: the parts are built eagerly, about 7 µs per transaction (measured on PostgreSQL); lazy
+properties would save that but charge every ``tx.<part>`` access instead. The hot path sends
+the same statements as before the split (3 per claim + completion cycle through ``claim_task``,
+6 through ``claim_next``).
+
 Locks: on PostgreSQL ``lock_task`` is ``SELECT … FOR UPDATE``; ``claim_next``,
 ``expired_leases`` and ``claim_unpublished`` use ``FOR UPDATE SKIP LOCKED`` so concurrent
 claimers and sweepers never wait for each other; ``job_facts`` first takes the job row
