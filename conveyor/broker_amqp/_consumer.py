@@ -30,6 +30,12 @@ State machine (see ``conveyor.core.ports.Consumer``: at most one unsettled deliv
   its tag could name another message on the new channel); the broker requeued its message.
 * *poison*: a message without a usable task id is dead-lettered (confirmed) and acked, never
   delivered.
+
+Why one module of ~700 lines: the states above are one state machine over one lock, one
+connection and one command queue, and every transition reads the others (a give-back pauses a
+queue, a rotation cancels consumers a pause resumes, a reconnect voids every delivery). Split
+into files, each half would need the other's private state; the pure parts that stand alone
+live elsewhere (``_codec``, ``_connection``, ``_confirms``, ``_topology``, ``ack_deadlines``).
 """
 
 from __future__ import annotations
