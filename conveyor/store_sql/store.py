@@ -16,6 +16,7 @@ from conveyor.core.errors import (
     AlreadyExistsError,
     ConveyorError,
     InfrastructureError,
+    InvalidValueError,
     StoreUnavailableError,
 )
 from conveyor.store_sql.engine import (
@@ -102,7 +103,7 @@ class SqlStore:
         Transient failures roll back and run ``fn`` again with exponential back-off and jitter,
         for up to ``retry_timeout`` seconds; then StoreUnavailableError. Driver errors are
         translated: a unique-key violation → AlreadyExistsError, a value the database rejects →
-        ValueError, anything else → InfrastructureError.
+        InvalidValueError (a ValueError), anything else → InfrastructureError.
         """
         return self._retrying(partial(self._run_once, fn))
 
@@ -152,7 +153,7 @@ class SqlStore:
         if isinstance(exc, IntegrityError):
             return AlreadyExistsError(f"A unique value is already taken: {describe(exc)}")
         if isinstance(exc, DataError):
-            return ValueError(f"The database rejected a value: {describe(exc)}")
+            return InvalidValueError(f"The database rejected a value: {describe(exc)}")
         return InfrastructureError(f"Database error on {self.masked_url}: {describe(exc)}")
 
     def close(self) -> None:
