@@ -115,9 +115,9 @@ def test_a_timeout_shorter_than_the_default_margin_still_dispatches_every_task_o
     try:
         # When: short tasks, and one that outlives the timeout
         quick_job, _ = harness.submit(*(Quick(f"q{i}") for i in range(30)))
-        long_job, _ = harness.submit(Sleep("long", 5.0))
         # Then: all of them run, once each, through the broker
         assert harness.wait_job(quick_job, 60) is JobState.COMPLETED
+        long_job, _ = harness.submit(Sleep("long", 5.0))
         assert harness.wait_job(long_job, 60) is JobState.COMPLETED
     finally:
         harness.stop()
@@ -125,4 +125,6 @@ def test_a_timeout_shorter_than_the_default_margin_still_dispatches_every_task_o
     stats = harness.broker.stats
     assert stats.early_acks == 1  # the long one, acked early before the broker's 3 s
     assert stats.connection_losses == 0  # the broker never timed a delivery out
-    assert stats.given_back <= 2  # no give-back churn (one queue at a time may be rotated)
+    # no give-back churn: the livelock gave back every delivery (thousands here); at most the
+    # start-up safety poll, which may claim a task from SQL and hand back what was prefetched
+    assert stats.given_back <= 3
