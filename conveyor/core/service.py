@@ -448,4 +448,8 @@ class Orchestrator:
         self._run(lambda tx: tx.runners.set_runner_state(runner_id, state))
 
     def mark_silent_runners(self, silent_seconds: float) -> int:
-        return self._run(lambda tx: tx.runners.mark_silent_runners(silent_seconds))
+        """Mark gone the runners silent for ``silent_seconds``; right after an outage, for that
+        plus the outage (:meth:`StoreAvailability.grace`): their heartbeats could not land."""
+        return self._run(
+            lambda tx: tx.runners.mark_silent_runners(silent_seconds + self.availability.grace())
+        )

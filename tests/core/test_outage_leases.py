@@ -26,8 +26,8 @@ from conveyor.caches import NoCache
 from conveyor.core.errors import StoreUnavailableError
 from conveyor.core.identifiers import TaskId, TaskIdentifier
 from conveyor.core.ids import uuid7
-from conveyor.core.model import ClaimedTask, NewTask, TaskState
-from conveyor.core.monitor import Monitor
+from conveyor.core.model import ClaimedTask, NewTask, RunnerInfo, TaskState
+from conveyor.core.monitor import Monitor, MonitorSettings
 from conveyor.core.reads import ReadService
 from conveyor.core.registry import Runner
 from conveyor.core.runner import TaskRunner
@@ -276,3 +276,42 @@ def test_the_grace_ends_two_outages_after_the_store_came_back(db: Database, cloc
     assert service.availability.grace() == 4.0
     clocks.at(12.0)
     assert service.availability.grace() == 0.0
+
+
+def registered(service: Orchestrator, clocks: Clocks, runner_id: str) -> None:
+    service.register_runner(
+        RunnerInfo(runner_id, "default", "host", 1, (LEAF,), clocks.now(), clocks.now())
+    )
+
+
+def states_of(service: Orchestrator) -> dict[str, str]:
+    return {r.id: r.state for r in reads_of(service).list_runners(include_gone=True)}
+
+
+def test_runners_silent_only_because_of_the_outage_are_not_marked_gone(
+    db: Database, clocks: Clocks
+) -> None:
+    # Given: a live runner and a crashed one, and a monitor marking runners gone after 10 s
+    live, dead = process(db), process(db)
+    monitor = Monitor(process(db), MonitorSettings(runner_silence=10.0))
+    registered(live, clocks, "live")
+    registered(dead, clocks, "dead")
+    clocks.at(0.5)
+    assert monitor.run_once().runners_gone == 0
+    # When: the database is down for 19 s (longer than the silence) and the monitor's sweep
+    # waits through it
+    db.down(1.0, 20.0)
+    clocks.at(2.0)
+    # Then: nobody is marked gone right after it: no heartbeat could land meanwhile
+    assert monitor.run_once().runners_gone == 0
+    assert clocks.t == 20.0
+    clocks.at(20.5)
+    live.runner_heartbeat("live", None, 0, 0)
+    # and the runner that really stopped is marked gone once silent for the silence plus the
+    # outage (19.5 s, from the monitor's last success at 0.5), the live one is not
+    clocks.at(29.0)  # dead: silent 28.5 s < 10 + 19.5
+    assert monitor.run_once().runners_gone == 0
+    clocks.at(45.0)
+    live.runner_heartbeat("live", None, 0, 0)
+    assert monitor.run_once().runners_gone == 1
+    assert states_of(monitor.service) == {"live": "online", "dead": "gone"}
